@@ -1,0 +1,448 @@
+//! Functions: their configuration (serde data), the builder users write, and the
+//! compiled form the engine runs (expressions parsed once, at registration).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::EngineError;
+use crate::event::{Event, MAX_EVENT_NAME_LEN};
+use crate::expr::{Expr, Scope};
+use crate::failure::Failure;
+use crate::retry::RetryPolicy;
+use crate::step::Ctx;
+
+/// Default number of retries per step (so four attempts in all).
+pub const DEFAULT_RETRIES: u32 = 3;
+/// Most retries a function may ask for.
+pub const MAX_RETRIES: u32 = 100;
+/// Longest accepted function id.
+pub const MAX_FUNCTION_ID_LEN: usize = 128;
+
+/// What starts a function.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// The event name.
+    pub event: String,
+    /// Optional filter over the event (`event.data.size > 10`).
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
+    pub if_expr: Option<String>,
+}
+
+/// A concurrency limit: at most `limit` steps of this function execute at once,
+/// per distinct value of `key` when one is given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConcurrencyLimit {
+    /// Most steps executing at once.
+    pub limit: u32,
+    /// Expression over `event` whose value partitions the limit (`event.data.userId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// A throttle on run starts: GCRA with emission interval `period / limit`; up to
+/// `burst` runs may start back to back after a quiet spell. Runs over the limit wait
+/// in the queue; none is dropped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Throttle {
+    /// Runs per period.
+    pub limit: u32,
+    /// The period.
+    #[serde(with = "crate::duration")]
+    pub period: Duration,
+    /// Runs that may start at once after a quiet spell (default 1).
+    #[serde(default = "one")]
+    pub burst: u32,
+    /// Expression over `event` partitioning the throttle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Cancel a run when a matching event arrives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CancelOn {
+    /// The event name.
+    pub event: String,
+    /// Match over `event` (the run's event) and `async` (the incoming one).
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
+    pub if_expr: Option<String>,
+}
+
+/// Run timeouts: cancel a run not started within `start` of being queued, or not
+/// finished within `finish` of starting.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// Longest a run may wait in the queue before its first step.
+    #[serde(default, with = "crate::duration::option", skip_serializing_if = "Option::is_none")]
+    pub start: Option<Duration>,
+    /// Longest a run may take from its start to its end.
+    #[serde(default, with = "crate::duration::option", skip_serializing_if = "Option::is_none")]
+    pub finish: Option<Duration>,
+}
+
+/// Everything about a function except its code: plain data, so it can come from
+/// a config file or an SDK's registration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FunctionConfig {
+    /// Unique id.
+    pub id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Events that start it.
+    pub triggers: Vec<Trigger>,
+    /// Retries per step after the first attempt.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Backoff between attempts.
+    #[serde(default)]
+    pub backoff: RetryPolicy,
+    /// Concurrency limits (all apply).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concurrency: Vec<ConcurrencyLimit>,
+    /// Throttle on run starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Throttle>,
+    /// Events that cancel a run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cancel_on: Vec<CancelOn>,
+    /// Run timeouts.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Expression over `event`: a second event with the same value within 24 h starts
+    /// no second run of this function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<String>,
+}
+
+fn default_retries() -> u32 {
+    DEFAULT_RETRIES
+}
+
+impl FunctionConfig {
+    /// A config with an id and defaults everywhere else.
+    pub fn new(id: impl Into<String>) -> Self {
+        FunctionConfig {
+            id: id.into(),
+            name: None,
+            triggers: Vec::new(),
+            retries: DEFAULT_RETRIES,
+            backoff: RetryPolicy::default(),
+            concurrency: Vec::new(),
+            throttle: None,
+            cancel_on: Vec::new(),
+            timeouts: Timeouts::default(),
+            idempotency: None,
+        }
+    }
+}
+
+/// The code of a function.
+pub trait Handler: Send + Sync + 'static {
+    /// Runs (or replays) the function body.
+    fn call(&self, ctx: Ctx) -> BoxFuture<'static, Result<Value, Failure>>;
+}
+
+struct HandlerFn<F>(F);
+
+impl<F, Fut, T> Handler for HandlerFn<F>
+where
+    F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, Failure>> + Send + 'static,
+    T: Serialize,
+{
+    fn call(&self, ctx: Ctx) -> BoxFuture<'static, Result<Value, Failure>> {
+        (self.0)(ctx)
+            .map(|out| {
+                out.and_then(|v| {
+                    serde_json::to_value(v).map_err(|e| {
+                        Failure::non_retriable(format!("function output is not serialisable: {e}"))
+                    })
+                })
+            })
+            .boxed()
+    }
+}
+
+/// A function ready to register: config plus code.
+#[derive(Clone)]
+pub struct FunctionDef {
+    /// The configuration.
+    pub config: FunctionConfig,
+    /// The code.
+    pub handler: Arc<dyn Handler>,
+}
+
+impl std::fmt::Debug for FunctionDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionDef").field("config", &self.config).finish()
+    }
+}
+
+impl FunctionDef {
+    /// A function from a config and a handler object.
+    pub fn new(config: FunctionConfig, handler: Arc<dyn Handler>) -> Self {
+        FunctionDef { config, handler }
+    }
+}
+
+/// Builds a [`FunctionDef`]:
+///
+/// ```
+/// use learnflow_engine::{Ctx, Function};
+/// let f = Function::new("process-document")
+///     .on_event("document.uploaded")
+///     .retries(3)
+///     .concurrency(5, Some("event.data.userId"))
+///     .idempotency("event.data.documentId")
+///     .handler(|ctx: Ctx| async move {
+///         let text = ctx.run("extract", || async { Ok("…".to_string()) }).await?;
+///         Ok(text.len())
+///     });
+/// ```
+#[derive(Clone, Debug)]
+pub struct Function {
+    config: FunctionConfig,
+}
+
+impl Function {
+    /// Starts a function with this id.
+    pub fn new(id: impl Into<String>) -> Self {
+        Function {
+            config: FunctionConfig::new(id),
+        }
+    }
+
+    /// Starts from a full config.
+    pub fn from_config(config: FunctionConfig) -> Self {
+        Function { config }
+    }
+
+    /// Display name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = Some(name.into());
+        self
+    }
+
+    /// Triggered by every event with this name.
+    pub fn on_event(mut self, event: impl Into<String>) -> Self {
+        self.config.triggers.push(Trigger {
+            event: event.into(),
+            if_expr: None,
+        });
+        self
+    }
+
+    /// Triggered by events with this name for which `if_expr` holds.
+    pub fn on_event_if(mut self, event: impl Into<String>, if_expr: impl Into<String>) -> Self {
+        self.config.triggers.push(Trigger {
+            event: event.into(),
+            if_expr: Some(if_expr.into()),
+        });
+        self
+    }
+
+    /// Retries per step.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.config.retries = retries;
+        self
+    }
+
+    /// Backoff schedule.
+    pub fn backoff(mut self, policy: RetryPolicy) -> Self {
+        self.config.backoff = policy;
+        self
+    }
+
+    /// Adds a concurrency limit.
+    pub fn concurrency(mut self, limit: u32, key: Option<&str>) -> Self {
+        self.config.concurrency.push(ConcurrencyLimit {
+            limit,
+            key: key.map(str::to_string),
+        });
+        self
+    }
+
+    /// Sets the throttle.
+    pub fn throttle(mut self, limit: u32, period: Duration, burst: u32, key: Option<&str>) -> Self {
+        self.config.throttle = Some(Throttle {
+            limit,
+            period,
+            burst,
+            key: key.map(str::to_string),
+        });
+        self
+    }
+
+    /// Cancels runs when `event` arrives and `if_expr` matches.
+    pub fn cancel_on(mut self, event: impl Into<String>, if_expr: Option<&str>) -> Self {
+        self.config.cancel_on.push(CancelOn {
+            event: event.into(),
+            if_expr: if_expr.map(str::to_string),
+        });
+        self
+    }
+
+    /// Sets the timeouts.
+    pub fn timeouts(mut self, start: Option<Duration>, finish: Option<Duration>) -> Self {
+        self.config.timeouts = Timeouts { start, finish };
+        self
+    }
+
+    /// Sets the idempotency key expression.
+    pub fn idempotency(mut self, key: impl Into<String>) -> Self {
+        self.config.idempotency = Some(key.into());
+        self
+    }
+
+    /// Attaches the code.
+    pub fn handler<F, Fut, T>(self, f: F) -> FunctionDef
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, Failure>> + Send + 'static,
+        T: Serialize + 'static,
+    {
+        FunctionDef {
+            config: self.config,
+            handler: Arc::new(HandlerFn(f)),
+        }
+    }
+}
+
+/// A registered function: config checked and expressions parsed.
+pub(crate) struct CompiledFunction {
+    pub config: FunctionConfig,
+    pub handler: Arc<dyn Handler>,
+    pub triggers: Vec<(String, Option<Expr>)>,
+    pub concurrency: Vec<(u32, Option<Expr>)>,
+    pub throttle: Option<(Throttle, Option<Expr>)>,
+    pub cancel_on: Vec<(String, Option<Expr>)>,
+    pub idempotency: Option<Expr>,
+}
+
+fn parse_field(id: &str, field: &str, src: &str, roots: &[&str]) -> Result<Expr, EngineError> {
+    Expr::parse(src, roots).map_err(|source| EngineError::InvalidExpression {
+        function: id.to_string(),
+        field: field.to_string(),
+        source,
+    })
+}
+
+fn invalid(id: &str, reason: impl Into<String>) -> EngineError {
+    EngineError::InvalidFunction {
+        id: id.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn check_event_name(id: &str, what: &str, name: &str) -> Result<(), EngineError> {
+    if name.trim().is_empty() {
+        return Err(invalid(id, format!("{what} event name must not be empty")));
+    }
+    if name.len() > MAX_EVENT_NAME_LEN {
+        return Err(invalid(id, format!("{what} event name is longer than {MAX_EVENT_NAME_LEN} bytes")));
+    }
+    Ok(())
+}
+
+impl CompiledFunction {
+    /// Checks a definition and parses its expressions; the error names the field and
+    /// the column of the problem.
+    pub fn compile(def: FunctionDef) -> Result<Self, EngineError> {
+        let c = &def.config;
+        let id = c.id.as_str();
+        if id.trim().is_empty() {
+            return Err(invalid(id, "function id must not be empty"));
+        }
+        if id.len() > MAX_FUNCTION_ID_LEN
+            || !id.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.:/".contains(ch))
+        {
+            return Err(invalid(
+                id,
+                format!("function id must be 1-{MAX_FUNCTION_ID_LEN} characters of letters, digits and - _ . : /"),
+            ));
+        }
+        if c.retries > MAX_RETRIES {
+            return Err(invalid(id, format!("retries is {}; the most is {MAX_RETRIES}", c.retries)));
+        }
+        if c.backoff.factor.is_nan() || c.backoff.factor < 1.0 {
+            return Err(invalid(id, "backoff factor must be at least 1"));
+        }
+        let mut triggers = Vec::new();
+        for (i, t) in c.triggers.iter().enumerate() {
+            check_event_name(id, "trigger", &t.event)?;
+            let expr = match &t.if_expr {
+                Some(src) => Some(parse_field(id, &format!("triggers[{i}].if"), src, &["event"])?),
+                None => None,
+            };
+            triggers.push((t.event.trim().to_string(), expr));
+        }
+        let mut concurrency = Vec::new();
+        for (i, lim) in c.concurrency.iter().enumerate() {
+            if lim.limit == 0 {
+                return Err(invalid(id, format!("concurrency[{i}].limit must be at least 1")));
+            }
+            let expr = match &lim.key {
+                Some(src) => Some(parse_field(id, &format!("concurrency[{i}].key"), src, &["event"])?),
+                None => None,
+            };
+            concurrency.push((lim.limit, expr));
+        }
+        let throttle = match &c.throttle {
+            Some(t) => {
+                if t.limit == 0 || t.burst == 0 {
+                    return Err(invalid(id, "throttle limit and burst must be at least 1"));
+                }
+                if t.period.is_zero() {
+                    return Err(invalid(id, "throttle period must be longer than zero"));
+                }
+                let key = match &t.key {
+                    Some(src) => Some(parse_field(id, "throttle.key", src, &["event"])?),
+                    None => None,
+                };
+                Some((t.clone(), key))
+            }
+            None => None,
+        };
+        let mut cancel_on = Vec::new();
+        for (i, co) in c.cancel_on.iter().enumerate() {
+            check_event_name(id, "cancel_on", &co.event)?;
+            let expr = match &co.if_expr {
+                Some(src) => Some(parse_field(id, &format!("cancel_on[{i}].if"), src, &["event", "async"])?),
+                None => None,
+            };
+            cancel_on.push((co.event.trim().to_string(), expr));
+        }
+        let idempotency = match &c.idempotency {
+            Some(src) => Some(parse_field(id, "idempotency", src, &["event"])?),
+            None => None,
+        };
+        Ok(CompiledFunction {
+            config: def.config.clone(),
+            handler: def.handler,
+            triggers,
+            concurrency,
+            throttle,
+            cancel_on,
+            idempotency,
+        })
+    }
+
+    /// Whether `event` starts this function.
+    pub fn is_triggered_by(&self, event: &Event, event_value: &Value) -> bool {
+        self.triggers.iter().any(|(name, cond)| {
+            name == &event.name
+                && cond
+                    .as_ref()
+                    .is_none_or(|e| e.matches(&Scope::new().with("event", event_value)))
+        })
+    }
+}

@@ -1,0 +1,6 @@
+//! Scheduling: the dispatcher that claims due runs, concurrency slots for executing
+//! steps, and the throttle on run starts.
+
+pub mod concurrency;
+pub(crate) mod dispatcher;
+pub mod throttle;

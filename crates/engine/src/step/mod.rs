@@ -1,0 +1,10 @@
+//! Steps: the unit of durability and retry. `ctx` is the API function code calls
+//! (`ctx.run`, `ctx.sleep`, `ctx.wait_for_event`, `ctx.invoke`); `journal` is what
+//! gets recorded.
+
+pub(crate) mod ctx;
+pub mod journal;
+
+pub use ctx::{Ctx, MAX_SLEEP, MAX_STEP_NAME_LEN, MAX_STEP_OUTPUT_BYTES};
+pub(crate) use ctx::Outcome;
+pub use journal::{Attempt, StepKind, StepRecord, StepStatus};

@@ -1,0 +1,53 @@
+//! Throttle state (GCRA) and idempotency keys.
+
+use learnflow_engine::ids::RunId;
+use learnflow_engine::schedule::throttle;
+use learnflow_engine::store::{StoreError, ThrottleReservation};
+use learnflow_engine::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::map_err;
+
+/// Reserves a start slot; returns the earliest start time.
+pub(crate) fn reserve_throttle(conn: &Connection, t: &ThrottleReservation, now: Timestamp) -> Result<Timestamp, StoreError> {
+    let tat = throttle_tat(conn, &t.key)?;
+    let (start, new_tat) = throttle::reserve(tat, now, t.interval_ms, t.burst);
+    conn.prepare_cached("INSERT INTO throttle (key, tat) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET tat = excluded.tat")
+        .and_then(|mut s| s.execute(params![t.key, new_tat.millis()]))
+        .map_err(map_err)?;
+    Ok(start)
+}
+
+pub(crate) fn throttle_tat(conn: &Connection, key: &str) -> Result<Option<Timestamp>, StoreError> {
+    conn.prepare_cached("SELECT tat FROM throttle WHERE key = ?1")
+        .and_then(|mut s| s.query_row([key], |r| r.get::<_, i64>(0)).optional())
+        .map(|v| v.map(Timestamp::from_millis))
+        .map_err(map_err)
+}
+
+/// Takes an idempotency key for `run`; returns the run that already holds it (used
+/// after `horizon`), if any.
+pub(crate) fn claim_idempotency_key(
+    conn: &Connection,
+    key: &str,
+    run: &RunId,
+    now: Timestamp,
+    horizon: i64,
+) -> Result<Option<String>, StoreError> {
+    let held: Option<(String, i64)> = conn
+        .prepare_cached("SELECT run_id, created_at FROM idempotency WHERE key = ?1")
+        .and_then(|mut s| s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(map_err)?;
+    if let Some((previous, at)) = held {
+        if at > horizon {
+            return Ok(Some(previous));
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO idempotency (key, run_id, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(key) DO UPDATE SET run_id = excluded.run_id, created_at = excluded.created_at",
+    )
+    .and_then(|mut s| s.execute(params![key, run.as_str(), now.millis()]))
+    .map_err(map_err)?;
+    Ok(None)
+}
