@@ -21,7 +21,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("invalid duration '{text}': expected a number before the unit"));
+            return Err(format!(
+                "invalid duration '{text}': expected a number before the unit"
+            ));
         }
         let n: u128 = rest[..digits]
             .parse()
@@ -37,7 +39,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "w" => 604_800_000,
-            "" => return Err(format!("invalid duration '{text}': missing unit (ms, s, m, h, d, w)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration '{text}': missing unit (ms, s, m, h, d, w)"
+                ))
+            }
             other => {
                 return Err(format!(
                     "invalid duration '{text}': unknown unit '{other}' (use ms, s, m, h, d, w)"
@@ -60,7 +66,13 @@ pub fn format(d: Duration) -> String {
         return "0ms".into();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;

@@ -2,8 +2,8 @@
 //! cancel and replay runs, watch progress.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -23,8 +23,8 @@ use crate::run::driver::Driver;
 use crate::run::{ReplayFrom, RunDetail, RunFilter, RunPage, RunRecord, RunStatus};
 use crate::schedule::concurrency::{ConcurrencyLimiter, SlotKey, SlotRequest, SlotUsage};
 use crate::schedule::{dispatcher, throttle};
-use crate::step::{Ctx, Outcome, MAX_STEP_OUTPUT_BYTES};
 use crate::step::ctx::{Fatal, RunEnv};
+use crate::step::{Ctx, Outcome, MAX_STEP_OUTPUT_BYTES};
 use crate::store::{
     AppendEvent, CancelResult, ClaimedRun, Lease, NewRun, NewWait, NodeInfo, ParentWake, RecordAck,
     ReplayOutcome, RunOutcome, SkippedRun, Store, SuspendOutcome, ThrottleReservation, WaitResolution,
@@ -151,7 +151,10 @@ impl Core {
             .as_ref()
             .map(|e| format!("{fid}\u{1f}{}", e.key(&scope)));
         run.throttle = function.throttle.as_ref().map(|(t, key)| ThrottleReservation {
-            key: format!("{fid}\u{1f}{}", key.as_ref().map(|k| k.key(&scope)).unwrap_or_default()),
+            key: format!(
+                "{fid}\u{1f}{}",
+                key.as_ref().map(|k| k.key(&scope)).unwrap_or_default()
+            ),
             interval_ms: throttle::interval_ms(t.limit, t.period),
             burst: t.burst,
         });
@@ -196,7 +199,13 @@ impl Core {
 
     /// Passes a step settled by the store to the run if this node executes it, and
     /// wakes the dispatcher if the run was queued.
-    pub fn deliver(&self, run_id: &RunId, step: crate::step::StepRecord, queued: bool, owner: Option<&NodeId>) {
+    pub fn deliver(
+        &self,
+        run_id: &RunId,
+        step: crate::step::StepRecord,
+        queued: bool,
+        owner: Option<&NodeId>,
+    ) {
         if owner == Some(&self.node.id) {
             if let Some(ctx) = self.local_run(run_id) {
                 ctx.inner.state.lock().settle_from_outside(step);
@@ -213,14 +222,29 @@ impl Core {
         }
     }
 
-    pub fn after_cancel(&self, run_id: &RunId, owner: Option<&NodeId>, reason: &ErrorInfo, parent: Option<ParentWake>) {
+    pub fn after_cancel(
+        &self,
+        run_id: &RunId,
+        owner: Option<&NodeId>,
+        reason: &ErrorInfo,
+        parent: Option<ParentWake>,
+    ) {
         if owner == Some(&self.node.id) {
             if let Some(ctx) = self.local_run(run_id) {
                 ctx.inner.state.lock().cancel(reason.clone());
             }
         }
-        let function_id = self.local_run(run_id).map(|c| c.function_id().to_string()).unwrap_or_default();
-        self.publish(run_id, &function_id, UpdateKind::Cancelled { reason: reason.clone() });
+        let function_id = self
+            .local_run(run_id)
+            .map(|c| c.function_id().to_string())
+            .unwrap_or_default();
+        self.publish(
+            run_id,
+            &function_id,
+            UpdateKind::Cancelled {
+                reason: reason.clone(),
+            },
+        );
         self.deliver_parent(parent);
     }
 
@@ -232,8 +256,10 @@ impl Core {
                 status,
                 action: "cancel",
             }),
-            CancelResult::Cancelled { lease_owner, parent, .. } => {
-                self.after_cancel(id, lease_owner.as_ref(), &reason, parent);
+            CancelResult::Cancelled {
+                lease_owner, parent, ..
+            } => {
+                self.after_cancel(id, lease_owner.as_ref(), &reason, parent.map(|p| *p));
                 Ok(())
             }
         }
@@ -262,7 +288,8 @@ impl Core {
 
     /// Whether the function has concurrency limits (its runs start in order).
     pub fn is_limited(&self, function_id: &str) -> bool {
-        self.function(function_id).is_some_and(|f| !f.concurrency.is_empty())
+        self.function(function_id)
+            .is_some_and(|f| !f.concurrency.is_empty())
     }
 }
 
@@ -277,7 +304,10 @@ async fn execute_run(core: Arc<Core>, claimed: ClaimedRun, first_poll: tokio::sy
     };
     let Some(function) = core.function(&run.function_id) else {
         drop(first_poll);
-        let err = ErrorInfo::new("UnknownFunction", format!("function '{}' is not registered", run.function_id));
+        let err = ErrorInfo::new(
+            "UnknownFunction",
+            format!("function '{}' is not registered", run.function_id),
+        );
         finish(&core, &lease, &run, RunOutcome::Failed(err)).await;
         return;
     };
@@ -297,7 +327,12 @@ async fn execute_run(core: Arc<Core>, claimed: ClaimedRun, first_poll: tokio::sy
         let ctx = Ctx::new(env, journal);
         core.local.lock().insert(run.id.clone(), ctx.clone());
         let code = function.handler.call(ctx.clone());
-        let mut driver = std::pin::pin!(Driver::new(code, ctx, core.clock.clone(), core.config.suspend_grace));
+        let mut driver = std::pin::pin!(Driver::new(
+            code,
+            ctx,
+            core.clock.clone(),
+            core.config.suspend_grace
+        ));
         let outcome = match std::future::poll_fn(|cx| Poll::Ready(driver.as_mut().poll(cx))).await {
             Poll::Ready(outcome) => outcome,
             Poll::Pending => {
@@ -326,13 +361,26 @@ async fn execute_run(core: Arc<Core>, claimed: ClaimedRun, first_poll: tokio::sy
                 finish(&core, &lease, &run, outcome).await;
             }
             Outcome::Returned(Err(failure)) => {
-                let retry_fn = failure.is_retriable() && failure.step.is_none() && run.attempt < function.config.retries;
+                let retry_fn =
+                    failure.is_retriable() && failure.step.is_none() && run.attempt < function.config.retries;
                 if retry_fn {
-                    let next_at = function.config.backoff.next_attempt_at(run.attempt + 1, now, failure.retry);
+                    let next_at =
+                        function
+                            .config
+                            .backoff
+                            .next_attempt_at(run.attempt + 1, now, failure.retry);
                     let info = failure.to_info();
-                    match core.store.retry_run(&lease, run.attempt + 1, next_at, &info, now).await {
+                    match core
+                        .store
+                        .retry_run(&lease, run.attempt + 1, next_at, &info, now)
+                        .await
+                    {
                         Ok(RecordAck::Recorded) => {
-                            core.publish(&run.id, &run.function_id, UpdateKind::Retrying { error: info, next_at });
+                            core.publish(
+                                &run.id,
+                                &run.function_id,
+                                UpdateKind::Retrying { error: info, next_at },
+                            );
                             core.wake_dispatcher();
                         }
                         Ok(_) => {}
@@ -342,8 +390,16 @@ async fn execute_run(core: Arc<Core>, claimed: ClaimedRun, first_poll: tokio::sy
                     finish(&core, &lease, &run, RunOutcome::Failed(failure.to_info())).await;
                 }
             }
-            Outcome::Suspend { status, wake_at, watched } => {
-                match core.store.suspend_run(&lease, status, wake_at, &watched, now).await {
+            Outcome::Suspend {
+                status,
+                wake_at,
+                watched,
+            } => {
+                match core
+                    .store
+                    .suspend_run(&lease, status, wake_at, &watched, now)
+                    .await
+                {
                     Ok(SuspendOutcome::Suspended) => {
                         let kind = if status == RunStatus::Waiting {
                             UpdateKind::Waiting { until: wake_at }
@@ -373,7 +429,13 @@ async fn execute_run(core: Arc<Core>, claimed: ClaimedRun, first_poll: tokio::sy
             Outcome::Cancelled => {}
             Outcome::Fatal(Fatal::NonDeterminism(msg)) => {
                 tracing::warn!(run = %run.id, "non-determinism: {msg}");
-                finish(&core, &lease, &run, RunOutcome::Failed(ErrorInfo::new("NonDeterminism", msg))).await;
+                finish(
+                    &core,
+                    &lease,
+                    &run,
+                    RunOutcome::Failed(ErrorInfo::new("NonDeterminism", msg)),
+                )
+                .await;
             }
             Outcome::Fatal(Fatal::LeaseLost) => {
                 tracing::warn!(run = %run.id, "lost the lease on the run; another node has it now");
@@ -496,7 +558,11 @@ impl Engine {
             .values()
             .map(|f| FunctionInfo {
                 config: f.config.clone(),
-                concurrency: usage.iter().filter(|u| u.key.function_id == f.config.id).cloned().collect(),
+                concurrency: usage
+                    .iter()
+                    .filter(|u| u.key.function_id == f.config.id)
+                    .cloned()
+                    .collect(),
             })
             .collect();
         out.sort_by(|a, b| a.config.id.cmp(&b.config.id));
@@ -562,7 +628,12 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        if let Err(e) = self.core.store.release_node(&self.core.node.id, self.core.clock.now()).await {
+        if let Err(e) = self
+            .core
+            .store
+            .release_node(&self.core.node.id, self.core.clock.now())
+            .await
+        {
             tracing::error!("could not release this node's runs: {e}");
         }
     }
@@ -570,7 +641,9 @@ impl Engine {
     /// Sends one event: records it and starts every function it triggers.
     pub async fn send(&self, event: EventInput) -> Result<SendReceipt, EngineError> {
         let mut receipts = self.send_many(vec![event]).await?;
-        receipts.pop().ok_or_else(|| EngineError::InvalidEvent("no event".into()))
+        receipts
+            .pop()
+            .ok_or_else(|| EngineError::InvalidEvent("no event".into()))
     }
 
     /// Sends several events in one store transaction. All are checked first: one bad
@@ -584,7 +657,9 @@ impl Engine {
             .enumerate()
             .map(|(i, input)| {
                 input.into_event(now).map_err(|e| match e {
-                    EngineError::InvalidEvent(msg) if many => EngineError::InvalidEvent(format!("event #{i}: {msg}")),
+                    EngineError::InvalidEvent(msg) if many => {
+                        EngineError::InvalidEvent(format!("event #{i}: {msg}"))
+                    }
                     other => other,
                 })
             })
@@ -609,7 +684,10 @@ impl Engine {
                 }
             })
             .collect();
-        let outcomes = core.store.append_events(batch, now, core.config.dedupe_window).await?;
+        let outcomes = core
+            .store
+            .append_events(batch, now, core.config.dedupe_window)
+            .await?;
         let mut receipts = Vec::with_capacity(outcomes.len());
         let mut started = false;
         for (event, out) in events.iter().zip(outcomes) {
@@ -671,8 +749,15 @@ impl Engine {
                 }
             }
             Some(_) => {
-                if let Some(WaitResolution { run_id, step, queued, lease_owner }) =
-                    core.store.resolve_wait(&cand.wait.id, event, core.clock.now()).await?
+                if let Some(WaitResolution {
+                    run_id,
+                    step,
+                    queued,
+                    lease_owner,
+                }) = core
+                    .store
+                    .resolve_wait(&cand.wait.id, event, core.clock.now())
+                    .await?
                 {
                     core.deliver(&run_id, step, queued, lease_owner.as_ref());
                 }
@@ -711,7 +796,11 @@ impl Engine {
     /// the new run's id.
     pub async fn replay(&self, id: &RunId, from: ReplayFrom) -> Result<RunId, EngineError> {
         let core = &self.core;
-        match core.store.create_replay(id, RunId::generate(), from, core.clock.now()).await? {
+        match core
+            .store
+            .create_replay(id, RunId::generate(), from, core.clock.now())
+            .await?
+        {
             ReplayOutcome::Created(run) => {
                 core.publish(&run.id, &run.function_id, UpdateKind::Queued);
                 core.wake_dispatcher();

@@ -172,11 +172,20 @@ mod tests {
         let err = EventInput::new("", json!({})).into_event(now).unwrap_err();
         assert!(err.to_string().contains("name must not be empty"), "{err}");
         let err = EventInput::new("a", json!([1])).into_event(now).unwrap_err();
-        assert!(err.to_string().contains("data must be a JSON object, got an array"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("data must be a JSON object, got an array"),
+            "{err}"
+        );
         let big = "x".repeat(MAX_EVENT_BYTES);
-        let err = EventInput::new("a", json!({ "s": big })).into_event(now).unwrap_err();
+        let err = EventInput::new("a", json!({ "s": big }))
+            .into_event(now)
+            .unwrap_err();
         assert!(matches!(err, EngineError::EventTooLarge { .. }), "{err}");
-        let err = EventInput::new("a", json!({})).with_id(" ").into_event(now).unwrap_err();
+        let err = EventInput::new("a", json!({}))
+            .with_id(" ")
+            .into_event(now)
+            .unwrap_err();
         assert!(err.to_string().contains("id must not be empty"), "{err}");
     }
 

@@ -81,10 +81,18 @@ pub struct CancelOn {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeouts {
     /// Longest a run may wait in the queue before its first step.
-    #[serde(default, with = "crate::duration::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "crate::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub start: Option<Duration>,
     /// Longest a run may take from its start to its end.
-    #[serde(default, with = "crate::duration::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "crate::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub finish: Option<Duration>,
 }
 
@@ -183,7 +191,9 @@ pub struct FunctionDef {
 
 impl std::fmt::Debug for FunctionDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FunctionDef").field("config", &self.config).finish()
+        f.debug_struct("FunctionDef")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -348,7 +358,10 @@ fn check_event_name(id: &str, what: &str, name: &str) -> Result<(), EngineError>
         return Err(invalid(id, format!("{what} event name must not be empty")));
     }
     if name.len() > MAX_EVENT_NAME_LEN {
-        return Err(invalid(id, format!("{what} event name is longer than {MAX_EVENT_NAME_LEN} bytes")));
+        return Err(invalid(
+            id,
+            format!("{what} event name is longer than {MAX_EVENT_NAME_LEN} bytes"),
+        ));
     }
     Ok(())
 }
@@ -363,15 +376,22 @@ impl CompiledFunction {
             return Err(invalid(id, "function id must not be empty"));
         }
         if id.len() > MAX_FUNCTION_ID_LEN
-            || !id.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.:/".contains(ch))
+            || !id
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.:/".contains(ch))
         {
             return Err(invalid(
                 id,
-                format!("function id must be 1-{MAX_FUNCTION_ID_LEN} characters of letters, digits and - _ . : /"),
+                format!(
+                    "function id must be 1-{MAX_FUNCTION_ID_LEN} characters of letters, digits and - _ . : /"
+                ),
             ));
         }
         if c.retries > MAX_RETRIES {
-            return Err(invalid(id, format!("retries is {}; the most is {MAX_RETRIES}", c.retries)));
+            return Err(invalid(
+                id,
+                format!("retries is {}; the most is {MAX_RETRIES}", c.retries),
+            ));
         }
         if c.backoff.factor.is_nan() || c.backoff.factor < 1.0 {
             return Err(invalid(id, "backoff factor must be at least 1"));
@@ -391,7 +411,12 @@ impl CompiledFunction {
                 return Err(invalid(id, format!("concurrency[{i}].limit must be at least 1")));
             }
             let expr = match &lim.key {
-                Some(src) => Some(parse_field(id, &format!("concurrency[{i}].key"), src, &["event"])?),
+                Some(src) => Some(parse_field(
+                    id,
+                    &format!("concurrency[{i}].key"),
+                    src,
+                    &["event"],
+                )?),
                 None => None,
             };
             concurrency.push((lim.limit, expr));
@@ -416,7 +441,12 @@ impl CompiledFunction {
         for (i, co) in c.cancel_on.iter().enumerate() {
             check_event_name(id, "cancel_on", &co.event)?;
             let expr = match &co.if_expr {
-                Some(src) => Some(parse_field(id, &format!("cancel_on[{i}].if"), src, &["event", "async"])?),
+                Some(src) => Some(parse_field(
+                    id,
+                    &format!("cancel_on[{i}].if"),
+                    src,
+                    &["event", "async"],
+                )?),
                 None => None,
             };
             cancel_on.push((co.event.trim().to_string(), expr));

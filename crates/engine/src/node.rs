@@ -58,11 +58,20 @@ mod tests {
         let me = current_node(Timestamp::from_millis(0));
         assert!(me.proc_start > 0, "reads /proc/self/stat");
         assert!(!is_certainly_dead(&me, &me.host));
-        let gone = NodeInfo { pid: u32::MAX - 7, ..me.clone() };
+        let gone = NodeInfo {
+            pid: u32::MAX - 7,
+            ..me.clone()
+        };
         assert!(is_certainly_dead(&gone, &me.host));
-        let elsewhere = NodeInfo { host: "other-host".into(), ..gone };
+        let elsewhere = NodeInfo {
+            host: "other-host".into(),
+            ..gone
+        };
         assert!(!is_certainly_dead(&elsewhere, &me.host));
-        let reused = NodeInfo { proc_start: me.proc_start + 1, ..me.clone() };
+        let reused = NodeInfo {
+            proc_start: me.proc_start + 1,
+            ..me.clone()
+        };
         assert!(is_certainly_dead(&reused, &me.host));
     }
 }

@@ -65,9 +65,7 @@ impl RetryPolicy {
         match directive {
             RetryDirective::After(d) => now.plus(d.min(MAX_RETRY_AFTER)),
             RetryDirective::At(t) => t.max(now).min(now.plus(MAX_RETRY_AFTER)),
-            RetryDirective::Retry | RetryDirective::Never => {
-                now.plus(self.delay(n, &mut rand::rng()))
-            }
+            RetryDirective::Retry | RetryDirective::Never => now.plus(self.delay(n, &mut rand::rng())),
         }
     }
 }

@@ -102,9 +102,8 @@ impl<'de> Deserialize<'de> for Timestamp {
         }
         match Repr::deserialize(d)? {
             Repr::Millis(ms) => Ok(Timestamp(ms)),
-            Repr::Text(s) => Timestamp::parse_rfc3339(&s).ok_or_else(|| {
-                serde::de::Error::custom(format!("invalid RFC 3339 timestamp '{s}'"))
-            }),
+            Repr::Text(s) => Timestamp::parse_rfc3339(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid RFC 3339 timestamp '{s}'"))),
         }
     }
 }

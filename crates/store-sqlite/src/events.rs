@@ -38,10 +38,13 @@ pub(crate) fn append_events(
         let mut skipped = Vec::new();
         for run in runs {
             if let Some(key) = &run.idempotency_key {
-                if let Some(previous) = crate::flow::claim_idempotency_key(conn, key, &run.id, now, horizon)? {
+                if let Some(previous) = crate::flow::claim_idempotency_key(conn, key, &run.id, now, horizon)?
+                {
                     skipped.push(SkippedRun {
                         function_id: run.function_id.clone(),
-                        reason: format!("idempotency key already used by run {previous} within the last 24 h"),
+                        reason: format!(
+                            "idempotency key already used by run {previous} within the last 24 h"
+                        ),
                     });
                     continue;
                 }
@@ -67,7 +70,16 @@ pub(crate) fn append_events(
 
 /// Waits on `name` of runs other than those this event (`event_seq`) started.
 fn wait_candidates(conn: &Connection, name: &str, event_seq: i64) -> Result<Vec<WaitCandidate>, StoreError> {
-    type Row = (String, i64, String, Option<String>, String, Option<String>, Option<i64>, i64);
+    type Row = (
+        String,
+        i64,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<i64>,
+        i64,
+    );
     let rows: Vec<Row> = conn
         .prepare_cached(
             "SELECT w.id, w.run_seq, r.id, w.step_id, w.event_name, w.expr, w.expires_at, r.event_seq
@@ -77,24 +89,35 @@ fn wait_candidates(conn: &Connection, name: &str, event_seq: i64) -> Result<Vec<
         )
         .and_then(|mut s| {
             s.query_map(params![name, event_seq], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()
         })
         .map_err(map_err)?;
     rows.into_iter()
-        .map(|(id, _run_seq, run_id, step_id, event_name, expr, expires_at, run_event_seq)| {
-            Ok(WaitCandidate {
-                wait: NewWait {
-                    id,
-                    run_id: RunId(run_id),
-                    step_id,
-                    event_name,
-                    expr,
-                    expires_at: expires_at.map(Timestamp::from_millis),
-                },
-                run_event: event_by_seq(conn, run_event_seq)?,
-            })
-        })
+        .map(
+            |(id, _run_seq, run_id, step_id, event_name, expr, expires_at, run_event_seq)| {
+                Ok(WaitCandidate {
+                    wait: NewWait {
+                        id,
+                        run_id: RunId(run_id),
+                        step_id,
+                        event_name,
+                        expr,
+                        expires_at: expires_at.map(Timestamp::from_millis),
+                    },
+                    run_event: event_by_seq(conn, run_event_seq)?,
+                })
+            },
+        )
         .collect()
 }

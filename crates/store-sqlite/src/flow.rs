@@ -9,12 +9,18 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::map_err;
 
 /// Reserves a start slot; returns the earliest start time.
-pub(crate) fn reserve_throttle(conn: &Connection, t: &ThrottleReservation, now: Timestamp) -> Result<Timestamp, StoreError> {
+pub(crate) fn reserve_throttle(
+    conn: &Connection,
+    t: &ThrottleReservation,
+    now: Timestamp,
+) -> Result<Timestamp, StoreError> {
     let tat = throttle_tat(conn, &t.key)?;
     let (start, new_tat) = throttle::reserve(tat, now, t.interval_ms, t.burst);
-    conn.prepare_cached("INSERT INTO throttle (key, tat) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET tat = excluded.tat")
-        .and_then(|mut s| s.execute(params![t.key, new_tat.millis()]))
-        .map_err(map_err)?;
+    conn.prepare_cached(
+        "INSERT INTO throttle (key, tat) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET tat = excluded.tat",
+    )
+    .and_then(|mut s| s.execute(params![t.key, new_tat.millis()]))
+    .map_err(map_err)?;
     Ok(start)
 }
 

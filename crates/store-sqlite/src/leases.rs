@@ -25,7 +25,12 @@ pub(crate) fn register_node(conn: &Connection, n: &NodeInfo) -> Result<(), Store
     Ok(())
 }
 
-pub(crate) fn heartbeat(conn: &Connection, node: &NodeId, now: Timestamp, ttl: i64) -> Result<u64, StoreError> {
+pub(crate) fn heartbeat(
+    conn: &Connection,
+    node: &NodeId,
+    now: Timestamp,
+    ttl: i64,
+) -> Result<u64, StoreError> {
     conn.prepare_cached("UPDATE nodes SET heartbeat_at = ?2 WHERE id = ?1")
         .and_then(|mut s| s.execute(params![node.as_str(), now.millis()]))
         .map_err(map_err)?;
@@ -37,21 +42,23 @@ pub(crate) fn heartbeat(conn: &Connection, node: &NodeId, now: Timestamp, ttl: i
 }
 
 pub(crate) fn nodes(conn: &Connection) -> Result<Vec<NodeInfo>, StoreError> {
-    conn.prepare_cached("SELECT id, host, pid, proc_start, started_at, heartbeat_at FROM nodes ORDER BY started_at")
-        .and_then(|mut s| {
-            s.query_map([], |r| {
-                Ok(NodeInfo {
-                    id: NodeId(r.get(0)?),
-                    host: r.get(1)?,
-                    pid: r.get(2)?,
-                    proc_start: r.get::<_, i64>(3)?.max(0) as u64,
-                    started_at: Timestamp::from_millis(r.get(4)?),
-                    heartbeat_at: Timestamp::from_millis(r.get(5)?),
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(map_err)
+    conn.prepare_cached(
+        "SELECT id, host, pid, proc_start, started_at, heartbeat_at FROM nodes ORDER BY started_at",
+    )
+    .and_then(|mut s| {
+        s.query_map([], |r| {
+            Ok(NodeInfo {
+                id: NodeId(r.get(0)?),
+                host: r.get(1)?,
+                pid: r.get(2)?,
+                proc_start: r.get::<_, i64>(3)?.max(0) as u64,
+                started_at: Timestamp::from_millis(r.get(4)?),
+                heartbeat_at: Timestamp::from_millis(r.get(5)?),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(map_err)
 }
 
 pub(crate) fn release_node(conn: &Connection, node: &NodeId, now: Timestamp) -> Result<u64, StoreError> {

@@ -21,8 +21,8 @@ mod events;
 mod flow;
 mod journal;
 mod leases;
-mod rows;
 mod readers;
+mod rows;
 mod runs;
 pub mod schema;
 mod timers;
@@ -41,8 +41,8 @@ use learnflow_engine::run::{ReplayFrom, RunDetail, RunFilter, RunPage, RunStatus
 use learnflow_engine::step::StepRecord;
 use learnflow_engine::store::{
     AppendEvent, AppendOutcome, CancelResult, CancelledRun, ClaimBatch, EventStore, FinishOutcome, FlowStore,
-    JournalStore, Lease, LeaseStore, NodeInfo, RecordAck, ReplayOutcome, RunOutcome, RunStore, StepEffect, Store,
-    StoreError, StoreErrorKind, SuspendOutcome, TimerStore, WaitResolution, WaitStore,
+    JournalStore, Lease, LeaseStore, NodeInfo, RecordAck, ReplayOutcome, RunOutcome, RunStore, StepEffect,
+    Store, StoreError, StoreErrorKind, SuspendOutcome, TimerStore, WaitResolution, WaitStore,
 };
 use learnflow_engine::Timestamp;
 use readers::Pool;
@@ -98,7 +98,11 @@ pub struct SqliteStore {
 }
 
 /// Opens a connection with LearnFlow's settings.
-pub(crate) fn connect(path: &Path, durability: Durability, read_only: bool) -> Result<Connection, StoreError> {
+pub(crate) fn connect(
+    path: &Path,
+    durability: Durability,
+    read_only: bool,
+) -> Result<Connection, StoreError> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI
     } else {
@@ -142,7 +146,11 @@ impl SqliteStore {
         }
         let conn = connect(&path, options.durability, false)?;
         schema::migrate(&conn)?;
-        let readers = Arc::new(Pool::new(path.clone(), options.durability, options.readers.max(1)));
+        let readers = Arc::new(Pool::new(
+            path.clone(),
+            options.durability,
+            options.readers.max(1),
+        ));
         Ok(SqliteStore {
             writer: Writer::start(conn),
             readers,
@@ -231,19 +239,35 @@ impl RunStore for SqliteStore {
             .await
     }
 
-    async fn finish_run(&self, lease: &Lease, outcome: RunOutcome, now: Timestamp) -> Result<FinishOutcome, StoreError> {
+    async fn finish_run(
+        &self,
+        lease: &Lease,
+        outcome: RunOutcome,
+        now: Timestamp,
+    ) -> Result<FinishOutcome, StoreError> {
         let lease = lease.clone();
-        self.writer.write(move |c| runs::finish_run(c, &lease, &outcome, now)).await
+        self.writer
+            .write(move |c| runs::finish_run(c, &lease, &outcome, now))
+            .await
     }
 
-    async fn cancel_run(&self, id: &RunId, reason: &ErrorInfo, now: Timestamp) -> Result<CancelResult, StoreError> {
+    async fn cancel_run(
+        &self,
+        id: &RunId,
+        reason: &ErrorInfo,
+        now: Timestamp,
+    ) -> Result<CancelResult, StoreError> {
         let (id, reason) = (id.clone(), reason.clone());
-        self.writer.write(move |c| runs::cancel_run(c, &id, &reason, now)).await
+        self.writer
+            .write(move |c| runs::cancel_run(c, &id, &reason, now))
+            .await
     }
 
     async fn release_run(&self, lease: &Lease, now: Timestamp) -> Result<(), StoreError> {
         let lease = lease.clone();
-        self.writer.write(move |c| runs::release_run(c, &lease, now)).await
+        self.writer
+            .write(move |c| runs::release_run(c, &lease, now))
+            .await
     }
 
     async fn create_replay(
@@ -361,7 +385,9 @@ impl LeaseStore for SqliteStore {
 
     async fn release_node(&self, node: &NodeId, now: Timestamp) -> Result<u64, StoreError> {
         let node = node.clone();
-        self.writer.write(move |c| leases::release_node(c, &node, now)).await
+        self.writer
+            .write(move |c| leases::release_node(c, &node, now))
+            .await
     }
 
     async fn reclaim_expired(&self, except: &NodeId, now: Timestamp) -> Result<u64, StoreError> {

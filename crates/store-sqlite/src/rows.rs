@@ -13,7 +13,8 @@ use serde_json::Value;
 use crate::error::{corrupt, map_err};
 
 /// The run columns, in the order [`run_from_row`] reads them (prefix `r.`-free).
-pub(crate) const RUN_COLUMNS: &str = "seq, id, function_id, (SELECT id FROM events WHERE events.seq = runs.event_seq), \
+pub(crate) const RUN_COLUMNS: &str =
+    "seq, id, function_id, (SELECT id FROM events WHERE events.seq = runs.event_seq), \
      status, attempt, created_at, started_at, ended_at, available_at, output, error, replay_of, parent_run, \
      parent_step, lease_owner";
 
@@ -235,11 +236,18 @@ pub(crate) fn steps_of(conn: &Connection, run_seq: i64) -> Result<Vec<StepRecord
 }
 
 /// One step of a run.
-pub(crate) fn step_of(conn: &Connection, run_seq: i64, step_id: &str) -> Result<Option<StepRecord>, StoreError> {
+pub(crate) fn step_of(
+    conn: &Connection,
+    run_seq: i64,
+    step_id: &str,
+) -> Result<Option<StepRecord>, StoreError> {
     let sql = format!("SELECT {STEP_COLUMNS} FROM steps WHERE run_seq = ?1 AND step_id = ?2");
     let row = conn
         .prepare_cached(&sql)
-        .and_then(|mut s| s.query_row(rusqlite::params![run_seq, step_id], step_row).optional())
+        .and_then(|mut s| {
+            s.query_row(rusqlite::params![run_seq, step_id], step_row)
+                .optional()
+        })
         .map_err(map_err)?;
     row.map(decode_step).transpose()
 }

@@ -5,8 +5,8 @@ use learnflow_engine::ids::RunId;
 use learnflow_engine::run::{ReplayFrom, RunDetail, RunFilter, RunPage, RunStatus};
 use learnflow_engine::step::{StepRecord, StepStatus};
 use learnflow_engine::store::{
-    CancelResult, FinishOutcome, Lease, NewRun, ParentWake, RecordAck, ReplayOutcome, RunOutcome,
-    StoreError, SuspendOutcome,
+    CancelResult, FinishOutcome, Lease, NewRun, ParentWake, RecordAck, ReplayOutcome, RunOutcome, StoreError,
+    SuspendOutcome,
 };
 use learnflow_engine::Timestamp;
 use rusqlite::types::Value as SqlValue;
@@ -14,8 +14,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::map_err;
 use crate::rows::{
-    error_text, event_by_seq, json_text, run_by_id, run_by_seq, run_row, step_of, steps_of, upsert_step, RunRow,
-    RUN_COLUMNS,
+    error_text, event_by_seq, json_text, run_by_id, run_by_seq, run_row, step_of, steps_of, upsert_step,
+    RunRow, RUN_COLUMNS,
 };
 
 /// Inserts a run (and its `cancel_on` waits); returns its sequence number.
@@ -63,7 +63,10 @@ pub(crate) enum LeaseCheck {
 pub(crate) fn check_lease(conn: &Connection, lease: &Lease) -> Result<LeaseCheck, StoreError> {
     let row: Option<(String, Option<String>)> = conn
         .prepare_cached("SELECT status, lease_owner FROM runs WHERE seq = ?1")
-        .and_then(|mut s| s.query_row([lease.run_seq], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .and_then(|mut s| {
+            s.query_row([lease.run_seq], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(map_err)?;
     Ok(match row {
         Some((status, owner)) if status == "running" && owner.as_deref() == Some(lease.node.as_str()) => {
@@ -154,7 +157,11 @@ fn filter_sql(filter: &RunFilter, with_status: bool) -> (String, Vec<SqlValue>) 
         clauses.push(format!("function_id = ?{}", args.len()));
     }
     if with_status && !filter.statuses.is_empty() {
-        let list: Vec<String> = filter.statuses.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let list: Vec<String> = filter
+            .statuses
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
         clauses.push(format!("status IN ({})", list.join(", ")));
     }
     if let Some(t) = filter.since {
@@ -167,7 +174,10 @@ fn filter_sql(filter: &RunFilter, with_status: bool) -> (String, Vec<SqlValue>) 
     }
     if let Some(e) = &filter.event_id {
         args.push(SqlValue::Text(e.clone()));
-        clauses.push(format!("event_seq IN (SELECT seq FROM events WHERE id = ?{})", args.len()));
+        clauses.push(format!(
+            "event_seq IN (SELECT seq FROM events WHERE id = ?{})",
+            args.len()
+        ));
     }
     if with_status {
         if let Some(c) = filter.before_seq {
@@ -186,7 +196,10 @@ fn filter_sql(filter: &RunFilter, with_status: bool) -> (String, Vec<SqlValue>) 
 pub(crate) fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<RunPage, StoreError> {
     let (clause, args) = filter_sql(filter, true);
     let limit = i64::from(filter.page_size());
-    let sql = format!("SELECT {RUN_COLUMNS} FROM runs {clause} ORDER BY seq DESC LIMIT {}", limit + 1);
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs {clause} ORDER BY seq DESC LIMIT {}",
+        limit + 1
+    );
     let rows: Vec<RunRow> = conn
         .prepare_cached(&sql)
         .and_then(|mut s| {
@@ -194,7 +207,10 @@ pub(crate) fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<RunPage
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(map_err)?;
-    let mut runs = rows.into_iter().map(RunRow::decode).collect::<Result<Vec<_>, _>>()?;
+    let mut runs = rows
+        .into_iter()
+        .map(RunRow::decode)
+        .collect::<Result<Vec<_>, _>>()?;
     let next_cursor = if runs.len() as i64 > limit {
         runs.truncate(limit as usize);
         runs.last().map(|r| r.seq)
@@ -342,11 +358,17 @@ pub(crate) fn cancel_seq(
     if run.status.is_terminal() {
         return Ok(CancelResult::AlreadyEnded(run.status));
     }
-    let parent = end_run(conn, seq, RunStatus::Cancelled, &RunOutcome::Failed(reason.clone()), now)?;
+    let parent = end_run(
+        conn,
+        seq,
+        RunStatus::Cancelled,
+        &RunOutcome::Failed(reason.clone()),
+        now,
+    )?;
     Ok(CancelResult::Cancelled {
         previous: run.status,
         lease_owner: run.lease_owner,
-        parent,
+        parent: parent.map(Box::new),
     })
 }
 
@@ -386,8 +408,10 @@ pub(crate) fn create_replay(
     let row: Option<(i64, String, String, i64, Option<i64>)> = conn
         .prepare_cached("SELECT seq, status, function_id, event_seq, finish_timeout FROM runs WHERE id = ?1")
         .and_then(|mut s| {
-            s.query_row([source.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-                .optional()
+            s.query_row([source.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
         })
         .map_err(map_err)?;
     let Some((old_seq, status, function_id, event_seq, finish_timeout)) = row else {
@@ -411,7 +435,7 @@ pub(crate) fn create_replay(
         }
     }
     match run_by_seq(conn, seq)? {
-        Some(r) => Ok(ReplayOutcome::Created(r)),
+        Some(r) => Ok(ReplayOutcome::Created(Box::new(r))),
         None => Ok(ReplayOutcome::NotFound),
     }
 }

@@ -34,7 +34,13 @@ pub(crate) fn claim_due(
         .prepare_cached(&sql)
         .and_then(|mut s| {
             s.query_map(
-                params![node.as_str(), now.millis() + lease_ttl_ms, now.millis(), functions, limit as i64],
+                params![
+                    node.as_str(),
+                    now.millis() + lease_ttl_ms,
+                    now.millis(),
+                    functions,
+                    limit as i64
+                ],
                 |r| Ok((run_row(r)?, r.get(16)?)),
             )?
             .collect::<Result<Vec<_>, _>>()
@@ -92,12 +98,15 @@ pub(crate) fn expire_deadlines(conn: &Connection, now: Timestamp) -> Result<Vec<
             .prepare_cached("SELECT id FROM runs WHERE seq = ?1")
             .and_then(|mut s| s.query_row([seq], |r| r.get(0)).optional())
             .map_err(map_err)?;
-        if let CancelResult::Cancelled { lease_owner, parent, .. } = crate::runs::cancel_seq(conn, seq, &reason, now)? {
+        if let CancelResult::Cancelled {
+            lease_owner, parent, ..
+        } = crate::runs::cancel_seq(conn, seq, &reason, now)?
+        {
             if let Some(id) = run_id {
                 out.push(CancelledRun {
                     run_id: learnflow_engine::RunId(id),
                     lease_owner,
-                    parent,
+                    parent: parent.map(|p| *p),
                     reason,
                 });
             }

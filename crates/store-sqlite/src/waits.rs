@@ -10,7 +10,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::{corrupt, map_err};
 use crate::rows::{run_by_seq, step_of, upsert_step};
 
-pub(crate) fn insert_wait(conn: &Connection, run_seq: i64, w: &NewWait, now: Timestamp) -> Result<(), StoreError> {
+pub(crate) fn insert_wait(
+    conn: &Connection,
+    run_seq: i64,
+    w: &NewWait,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO waits (id, run_seq, step_id, event_name, expr, expires_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

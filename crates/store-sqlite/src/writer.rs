@@ -15,6 +15,9 @@ use crate::error::map_err;
 
 /// Most operations in one transaction.
 const MAX_GROUP: usize = 2048;
+/// How long the writer looks for more work before it sleeps.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(SPIN_US);
+const SPIN_US: u64 = 50;
 
 trait Job: Send {
     fn execute(&mut self, conn: &Connection);
@@ -43,7 +46,10 @@ where
             (Some(Ok(_)), Some(e)) => Err(e.clone()),
             (Some(r), _) => r,
             (None, Some(e)) => Err(e.clone()),
-            (None, None) => Err(StoreError::new(StoreErrorKind::Unavailable, "operation was not executed")),
+            (None, None) => Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "operation was not executed",
+            )),
         };
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(out);
@@ -51,11 +57,18 @@ where
     }
 }
 
-fn savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
-    conn.prepare_cached("SAVEPOINT op").and_then(|mut s| s.execute([])).map_err(map_err)?;
+fn savepoint<R>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    conn.prepare_cached("SAVEPOINT op")
+        .and_then(|mut s| s.execute([]))
+        .map_err(map_err)?;
     match f(conn) {
         Ok(r) => {
-            conn.prepare_cached("RELEASE op").and_then(|mut s| s.execute([])).map_err(map_err)?;
+            conn.prepare_cached("RELEASE op")
+                .and_then(|mut s| s.execute([]))
+                .map_err(map_err)?;
             Ok(r)
         }
         Err(e) => {
@@ -95,7 +108,11 @@ impl Writer {
             tx: Some(tx),
         });
         let stopped = || StoreError::new(StoreErrorKind::Unavailable, "the SQLite writer has stopped");
-        self.tx.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())?;
+        self.tx
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(job)
+            .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
 }
@@ -111,7 +128,21 @@ impl Drop for Writer {
 
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
-    while let Ok(first) = rx.recv() {
+    loop {
+        // A sequential run sends its next write a few microseconds after the last
+        // commit: look for it briefly before sleeping, which saves a thread wake-up.
+        let spin_until = std::time::Instant::now() + SPIN;
+        let first = loop {
+            match rx.try_recv() {
+                Ok(j) => break Some(j),
+                Err(mpsc::TryRecvError::Disconnected) => break None,
+                Err(mpsc::TryRecvError::Empty) if std::time::Instant::now() < spin_until => {
+                    std::hint::spin_loop()
+                }
+                Err(mpsc::TryRecvError::Empty) => break rx.recv().ok(),
+            }
+        };
+        let Some(first) = first else { return };
         jobs.push(first);
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {

@@ -26,12 +26,8 @@ pub(super) fn eval<'v>(node: &'v Node, scope: &Scope<'v>) -> Cow<'v, Value> {
         Node::Lit(value) => Cow::Borrowed(value),
         Node::Path(path) => Cow::Borrowed(resolve(path, scope)),
         Node::Not(operand) => Cow::Owned(Value::Bool(!truthy(&eval(operand, scope)))),
-        Node::And(operands) => Cow::Owned(Value::Bool(
-            operands.iter().all(|n| truthy(&eval(n, scope))),
-        )),
-        Node::Or(operands) => Cow::Owned(Value::Bool(
-            operands.iter().any(|n| truthy(&eval(n, scope))),
-        )),
+        Node::And(operands) => Cow::Owned(Value::Bool(operands.iter().all(|n| truthy(&eval(n, scope))))),
+        Node::Or(operands) => Cow::Owned(Value::Bool(operands.iter().any(|n| truthy(&eval(n, scope))))),
         Node::Cmp(op, left, right) => {
             let (left, right) = (eval(left, scope), eval(right, scope));
             Cow::Owned(Value::Bool(compare(*op, &left, &right)))
@@ -94,9 +90,7 @@ pub(super) fn json_eq(left: &Value, right: &Value) -> bool {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| json_eq(x, y))
         }
         (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .all(|(k, x)| b.get(k).is_some_and(|y| json_eq(x, y)))
+            a.len() == b.len() && a.iter().all(|(k, x)| b.get(k).is_some_and(|y| json_eq(x, y)))
         }
         _ => left == right,
     }
@@ -104,9 +98,7 @@ pub(super) fn json_eq(left: &Value, right: &Value) -> bool {
 
 /// A number as an exact integer if it is one.
 fn as_integer(n: &Number) -> Option<i128> {
-    n.as_i64()
-        .map(i128::from)
-        .or_else(|| n.as_u64().map(i128::from))
+    n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from))
 }
 
 /// Exact total order on JSON numbers (which are always finite), including
@@ -188,10 +180,7 @@ mod tests {
         assert_eq!(compare_numbers(&n(json!(-3)), &n(json!(-3.5))), Greater);
         assert_eq!(compare_numbers(&n(json!(4)), &n(json!(3.5))), Greater);
         assert_eq!(compare_numbers(&n(json!(-1)), &n(json!(u64::MAX))), Less);
-        assert_eq!(
-            compare_numbers(&n(json!(i64::MIN)), &n(json!(u64::MAX))),
-            Less
-        );
+        assert_eq!(compare_numbers(&n(json!(i64::MIN)), &n(json!(u64::MAX))), Less);
         // 2^53 + 1 is not representable as f64; it must not equal 2^53 as float.
         let big = 9_007_199_254_740_993_i64;
         assert_eq!(
@@ -199,10 +188,7 @@ mod tests {
             Greater
         );
         assert_eq!(compare_numbers(&n(json!(u64::MAX)), &n(json!(1e300))), Less);
-        assert_eq!(
-            compare_numbers(&n(json!(i64::MIN)), &n(json!(-1e300))),
-            Greater
-        );
+        assert_eq!(compare_numbers(&n(json!(i64::MIN)), &n(json!(-1e300))), Greater);
         assert_eq!(compare_numbers(&n(json!(0.5)), &n(json!(0.25))), Greater);
     }
 

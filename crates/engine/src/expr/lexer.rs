@@ -135,10 +135,12 @@ impl<'s> Lexer<'s> {
             '"' | '\'' => return self.string(c, column),
             '0'..='9' => return self.number(column),
             '-' if next.is_some_and(|d| d.is_ascii_digit()) => return self.number(column),
-            '-' => return Err(self.error(
-                column,
-                "unexpected character '-' (a minus sign is only allowed directly before a number)",
-            )),
+            '-' => {
+                return Err(self.error(
+                    column,
+                    "unexpected character '-' (a minus sign is only allowed directly before a number)",
+                ))
+            }
             c if c.is_ascii_alphabetic() || c == '_' => return Ok(self.ident(column)),
             other => {
                 return Err(self.error(column, format!("unexpected character {other:?}")));
@@ -221,9 +223,7 @@ impl<'s> Lexer<'s> {
                 .parse::<f64>()
                 .ok()
                 .and_then(Number::from_f64)
-                .ok_or_else(|| {
-                    self.error(column, format!("invalid number '{text}': out of range"))
-                })?,
+                .ok_or_else(|| self.error(column, format!("invalid number '{text}': out of range")))?,
         };
         Ok(Token {
             kind: TokenKind::Num { value, text },
@@ -236,10 +236,7 @@ impl<'s> Lexer<'s> {
         let mut out = String::new();
         loop {
             let Some(c) = self.peek_at(0) else {
-                return Err(self.error(
-                    column,
-                    format!("unterminated string (missing closing {quote})"),
-                ));
+                return Err(self.error(column, format!("unterminated string (missing closing {quote})")));
             };
             self.pos += 1;
             if c == quote {
@@ -251,10 +248,7 @@ impl<'s> Lexer<'s> {
             }
             let escape_column = self.pos; // column of the backslash
             let Some(e) = self.peek_at(0) else {
-                return Err(self.error(
-                    column,
-                    format!("unterminated string (missing closing {quote})"),
-                ));
+                return Err(self.error(column, format!("unterminated string (missing closing {quote})")));
             };
             self.pos += 1;
             match e {
@@ -315,15 +309,12 @@ impl<'s> Lexer<'s> {
     fn hex4(&mut self, escape_column: usize) -> Result<u32, ExprError> {
         let mut value = 0;
         for _ in 0..4 {
-            let digit = self
-                .peek_at(0)
-                .and_then(|c| c.to_digit(16))
-                .ok_or_else(|| {
-                    self.error(
-                        escape_column,
-                        "invalid escape sequence: \\u must be followed by 4 hex digits",
-                    )
-                })?;
+            let digit = self.peek_at(0).and_then(|c| c.to_digit(16)).ok_or_else(|| {
+                self.error(
+                    escape_column,
+                    "invalid escape sequence: \\u must be followed by 4 hex digits",
+                )
+            })?;
             value = value * 16 + digit;
             self.pos += 1;
         }
@@ -376,10 +367,7 @@ mod tests {
         use TokenKind::*;
         assert_eq!(
             kinds(". [ ] ( ) == != < <= > >= && || !").unwrap(),
-            vec![
-                Dot, LBracket, RBracket, LParen, RParen, EqEq, NotEq, Lt, Le, Gt, Ge, AndAnd, OrOr,
-                Bang
-            ]
+            vec![Dot, LBracket, RBracket, LParen, RParen, EqEq, NotEq, Lt, Le, Gt, Ge, AndAnd, OrOr, Bang]
         );
         assert_eq!(kinds("!!=").unwrap(), vec![Bang, NotEq]);
         assert_eq!(kinds("<==").unwrap_err().column, 3);
@@ -425,9 +413,7 @@ mod tests {
 
     #[test]
     fn invalid_numbers() {
-        for bad in [
-            "1.", "01", "-01", "1e", "1e+", "1abc", "1.2.3", "1_000", "1.e5",
-        ] {
+        for bad in ["1.", "01", "-01", "1e", "1e+", "1abc", "1.2.3", "1_000", "1.e5"] {
             let (column, message) = err(bad);
             assert_eq!(column, 1, "{bad}");
             assert_eq!(message, format!("invalid number '{bad}'"));
@@ -466,10 +452,7 @@ mod tests {
         );
         let (column, message) = err(r#""a\q""#);
         assert_eq!(column, 3);
-        assert!(
-            message.starts_with(r"invalid escape sequence '\q'"),
-            "{message}"
-        );
+        assert!(message.starts_with(r"invalid escape sequence '\q'"), "{message}");
         assert_eq!(err(r"'\u12'").0, 2);
         assert_eq!(err(r"'\u12").0, 2);
         assert_eq!(err(r"'ab\uzzzz'").0, 4);
@@ -482,18 +465,9 @@ mod tests {
 
     #[test]
     fn operator_hints() {
-        assert_eq!(
-            err("a = b"),
-            (3, "unexpected '=': use == to compare".into())
-        );
-        assert_eq!(
-            err("a & b"),
-            (3, "unexpected '&': use && for logical and".into())
-        );
-        assert_eq!(
-            err("a | b"),
-            (3, "unexpected '|': use || for logical or".into())
-        );
+        assert_eq!(err("a = b"), (3, "unexpected '=': use == to compare".into()));
+        assert_eq!(err("a & b"), (3, "unexpected '&': use && for logical and".into()));
+        assert_eq!(err("a | b"), (3, "unexpected '|': use || for logical or".into()));
     }
 
     #[test]

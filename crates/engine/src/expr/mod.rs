@@ -202,9 +202,7 @@ impl Expr {
                 parser::Node::Lit(_) => {}
                 parser::Node::Path(path) => roots.push(path.root.clone()),
                 parser::Node::Not(operand) => pending.push(operand),
-                parser::Node::And(operands) | parser::Node::Or(operands) => {
-                    pending.extend(operands)
-                }
+                parser::Node::And(operands) | parser::Node::Or(operands) => pending.extend(operands),
                 parser::Node::Cmp(_, left, right) => {
                     pending.push(left);
                     pending.push(right);
@@ -445,10 +443,7 @@ mod tests {
         assert_eq!(ev("-0.5e-2"), json!(-0.005));
         assert_eq!(ev(r#""double""#), json!("double"));
         assert_eq!(ev("'single'"), json!("single"));
-        assert_eq!(
-            ev(r#"'a\\b\'c\"d\ne\tf\rg\u00e9'"#),
-            json!("a\\b'c\"d\ne\tf\rgé")
-        );
+        assert_eq!(ev(r#"'a\\b\'c\"d\ne\tf\rg\u00e9'"#), json!("a\\b'c\"d\ne\tf\rgé"));
         assert_eq!(ev(r"'\uD83D\uDE00'"), json!("😀"));
         assert_eq!(ev("'日本語'"), json!("日本語"));
     }
@@ -716,16 +711,8 @@ mod tests {
 
     #[test]
     fn unexpected_end() {
-        assert_err(
-            "event.x ==",
-            11,
-            "unexpected end of expression, expected a value",
-        );
-        assert_err(
-            "event.x &&",
-            11,
-            "unexpected end of expression, expected a value",
-        );
+        assert_err("event.x ==", 11, "unexpected end of expression, expected a value");
+        assert_err("event.x &&", 11, "unexpected end of expression, expected a value");
         assert_err("!", 2, "unexpected end of expression, expected a value");
         assert_err("(", 2, "unexpected end of expression, expected a value");
         assert_err(
@@ -760,25 +747,13 @@ mod tests {
             7,
             "unexpected string \"a\", expected a field name after '.'",
         );
-        assert_err(
-            "event['a' 'b']",
-            11,
-            "unexpected string \"b\", expected ']'",
-        );
-        assert_err(
-            "(event.x event.y)",
-            10,
-            "unexpected name 'event', expected ')'",
-        );
+        assert_err("event['a' 'b']", 11, "unexpected string \"b\", expected ']'");
+        assert_err("(event.x event.y)", 10, "unexpected name 'event', expected ')'");
     }
 
     #[test]
     fn trailing_input() {
-        assert_err(
-            "event.x event.y",
-            9,
-            "trailing input: unexpected name 'event'",
-        );
+        assert_err("event.x event.y", 9, "trailing input: unexpected name 'event'");
         assert_err("event.x )", 9, "trailing input: unexpected ')'");
         assert_err("1 2", 3, "trailing input: unexpected number 2");
         assert_err("(event).x", 8, "trailing input: unexpected '.'");
@@ -796,19 +771,13 @@ mod tests {
     fn unknown_root() {
         let e = err("foo.bar == 1");
         assert_eq!(e.column, 1);
-        assert_eq!(
-            e.message,
-            "unknown name 'foo' (expected one of: event, async)"
-        );
+        assert_eq!(e.message, "unknown name 'foo' (expected one of: event, async)");
         assert_err("event.x == foo", 12, "unknown name 'foo'");
         assert_err("True", 1, "unknown name 'True'");
         let e = Expr::parse("async.x", &["event"]).unwrap_err();
         assert_eq!(e.message, "unknown name 'async' (expected one of: event)");
         let e = Expr::parse("event", &[]).unwrap_err();
-        assert_eq!(
-            e.message,
-            "unknown name 'event' (no names are allowed here)"
-        );
+        assert_eq!(e.message, "unknown name 'event' (no names are allowed here)");
         assert!(Expr::parse("1 == 1", &[]).is_ok());
     }
 
@@ -836,11 +805,7 @@ mod tests {
 
     #[test]
     fn comparisons_do_not_chain() {
-        assert_err(
-            "event.a == event.b == event.c",
-            20,
-            "comparisons do not chain",
-        );
+        assert_err("event.a == event.b == event.c", 20, "comparisons do not chain");
         assert_err("1 < 2 < 3", 7, "add parentheses");
         assert_err("1 < 2 == true", 7, "(a < b) == c");
         assert!(Expr::parse("(1 < 2) == true", ROOTS).is_ok());
@@ -1116,16 +1081,10 @@ mod tests {
                             };
                             let parts: Vec<String> = items
                                 .iter()
-                                .map(|((t, n), s)| {
-                                    format!("{s}{}{s}", operand(t.clone(), n, min, false))
-                                })
+                                .map(|((t, n), s)| format!("{s}{}{s}", operand(t.clone(), n, min, false)))
                                 .collect();
                             let nodes = items.into_iter().map(|((_, n), _)| n).collect();
-                            let node = if is_and {
-                                Node::And(nodes)
-                            } else {
-                                Node::Or(nodes)
-                            };
+                            let node = if is_and { Node::And(nodes) } else { Node::Or(nodes) };
                             (parts.join(sym), node)
                         }),
                 ]

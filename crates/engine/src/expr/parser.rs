@@ -143,13 +143,8 @@ impl<'s, 'r> Parser<'s, 'r> {
     /// "unexpected end of expression, expected X" or "unexpected T, expected X".
     fn unexpected(&self, expected: &str) -> ExprError {
         match &self.current.kind {
-            TokenKind::Eof => {
-                self.error_here(format!("unexpected end of expression, expected {expected}"))
-            }
-            other => self.error_here(format!(
-                "unexpected {}, expected {expected}",
-                other.describe()
-            )),
+            TokenKind::Eof => self.error_here(format!("unexpected end of expression, expected {expected}")),
+            other => self.error_here(format!("unexpected {}, expected {expected}", other.describe())),
         }
     }
 
@@ -159,9 +154,7 @@ impl<'s, 'r> Parser<'s, 'r> {
         if self.depth > MAX_DEPTH {
             return Err(self.error_at(
                 column,
-                format!(
-                    "expression is nested too deeply (at most {MAX_DEPTH} levels of '(' and '!')"
-                ),
+                format!("expression is nested too deeply (at most {MAX_DEPTH} levels of '(' and '!')"),
             ));
         }
         Ok(())
@@ -363,13 +356,7 @@ mod tests {
             p(r#"async.data["a b"]['c'][0].true"#),
             path(
                 "async",
-                vec![
-                    key("data"),
-                    key("a b"),
-                    key("c"),
-                    Segment::Index(0),
-                    key("true")
-                ]
+                vec![key("data"), key("a b"), key("c"), Segment::Index(0), key("true")]
             )
         );
         assert_eq!(
@@ -400,10 +387,7 @@ mod tests {
             Node::Cmp(CmpOp::Eq, b(Node::Not(b(x()))), b(y()))
         );
         // chains stay flat, parentheses nest
-        assert_eq!(
-            p("event.x && event.x && event.x"),
-            Node::And(vec![x(), x(), x()])
-        );
+        assert_eq!(p("event.x && event.x && event.x"), Node::And(vec![x(), x(), x()]));
         assert_eq!(
             p("(event.x && event.x) && event.x"),
             Node::And(vec![Node::And(vec![x(), x()]), x()])

@@ -13,8 +13,8 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use crate::failure::Failure;
-use crate::step::{Ctx, Outcome};
 use crate::step::ctx::Fatal;
+use crate::step::{Ctx, Outcome};
 use crate::time::Clock;
 
 /// One execution of a run's code.
@@ -26,8 +26,18 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub fn new(code: BoxFuture<'static, Result<Value, Failure>>, ctx: Ctx, clock: Arc<dyn Clock>, grace: Duration) -> Self {
-        Driver { code, ctx, clock, grace }
+    pub fn new(
+        code: BoxFuture<'static, Result<Value, Failure>>,
+        ctx: Ctx,
+        clock: Arc<dyn Clock>,
+        grace: Duration,
+    ) -> Self {
+        Driver {
+            code,
+            ctx,
+            clock,
+            grace,
+        }
     }
 }
 
@@ -48,9 +58,10 @@ impl Future for Driver {
                     } else {
                         "non-string panic payload".to_string()
                     };
-                    return Poll::Ready(Outcome::Returned(Err(
-                        Failure::retriable(format!("the function panicked outside a step: {msg}")).named("Panic"),
-                    )));
+                    return Poll::Ready(Outcome::Returned(Err(Failure::retriable(format!(
+                        "the function panicked outside a step: {msg}"
+                    ))
+                    .named("Panic"))));
                 }
                 Ok(Poll::Ready(result)) => {
                     let state = this.ctx.inner.state.lock();

@@ -76,7 +76,10 @@ impl RunStatus {
 
     /// Completed, failed or cancelled.
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
     }
 
     /// Queued, sleeping or waiting: not executing, not finished.
@@ -174,6 +177,9 @@ mod tests {
         for s in ALL_STATUSES {
             assert_eq!(s.as_str().parse::<RunStatus>().unwrap(), s);
         }
-        assert!("paused".parse::<RunStatus>().unwrap_err().contains("unknown run status 'paused'"));
+        assert!("paused"
+            .parse::<RunStatus>()
+            .unwrap_err()
+            .contains("unknown run status 'paused'"));
     }
 }

@@ -78,11 +78,9 @@ struct State {
 
 impl State {
     fn fits(&self, requests: &[SlotRequest]) -> bool {
-        requests.iter().all(|r| {
-            self.pools
-                .get(&r.key)
-                .is_none_or(|p| p.in_use < r.limit.max(1))
-        })
+        requests
+            .iter()
+            .all(|r| self.pools.get(&r.key).is_none_or(|p| p.in_use < r.limit.max(1)))
     }
 
     fn take(&mut self, requests: &[SlotRequest]) {
@@ -234,11 +232,17 @@ impl Future for Acquire {
             None => {
                 let requests = this.requests.take().unwrap_or_default();
                 if requests.is_empty() {
-                    return Poll::Ready(Permit { limiter: limiter.clone(), requests });
+                    return Poll::Ready(Permit {
+                        limiter: limiter.clone(),
+                        requests,
+                    });
                 }
                 if st.fits(&requests) && !st.has_earlier_waiter(&requests, this.priority) {
                     st.take(&requests);
-                    return Poll::Ready(Permit { limiter: limiter.clone(), requests });
+                    return Poll::Ready(Permit {
+                        limiter: limiter.clone(),
+                        requests,
+                    });
                 }
                 let id = st.next_id;
                 st.next_id += 1;
@@ -265,7 +269,10 @@ impl Future for Acquire {
                     let w = st.waiters.remove(&id);
                     this.waiter = None;
                     let requests = w.map(|w| w.requests).unwrap_or_default();
-                    return Poll::Ready(Permit { limiter: limiter.clone(), requests });
+                    return Poll::Ready(Permit {
+                        limiter: limiter.clone(),
+                        requests,
+                    });
                 }
                 if let Some(w) = st.waiters.get_mut(&id) {
                     w.waker = Some(cx.waker().clone());
@@ -358,8 +365,12 @@ mod tests {
         for i in 0..40u64 {
             let user = if i % 2 == 0 { "a" } else { "b" };
             let lim = lim.clone();
-            let (running, running_a, peak_a, peak_all) =
-                (running.clone(), running_a.clone(), peak_a.clone(), peak_all.clone());
+            let (running, running_a, peak_a, peak_all) = (
+                running.clone(),
+                running_a.clone(),
+                peak_a.clone(),
+                peak_all.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let _p = lim
                     .acquire(vec![req("f", None, 3), req("f", Some(user), 2)], (i as i64, 0))
@@ -394,6 +405,8 @@ mod tests {
         drop(held);
         // The slot is free again: a later request gets it at once.
         let again = lim.acquire(vec![req("f", None, 1)], (2, 0));
-        tokio::time::timeout(Duration::from_secs(1), again).await.expect("slot free");
+        tokio::time::timeout(Duration::from_secs(1), again)
+            .await
+            .expect("slot free");
     }
 }

@@ -27,12 +27,19 @@ pub(crate) async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
             maintain(&core, now).await;
             next_maintenance = now.plus(core.config.poll_interval);
         }
-        let capacity = core.config.max_active_runs.saturating_sub(core.active.load(Ordering::SeqCst));
+        let capacity = core
+            .config
+            .max_active_runs
+            .saturating_sub(core.active.load(Ordering::SeqCst));
         let mut next_wake = None;
         if capacity > 0 {
             let want = capacity.min(core.config.claim_batch.max(1));
             let functions = core.function_ids();
-            match core.store.claim_due(&core.node.id, &functions, now, want, lease_ttl).await {
+            match core
+                .store
+                .claim_due(&core.node.id, &functions, now, want, lease_ttl)
+                .await
+            {
                 Ok(batch) => {
                     let full = batch.runs.len() == want;
                     next_wake = batch.next_wake;

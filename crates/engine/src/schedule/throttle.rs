@@ -21,7 +21,12 @@ pub fn interval_ms(limit: u32, period: Duration) -> i64 {
 }
 
 /// One GCRA reservation: returns `(start, new_tat)` for a run arriving at `now`.
-pub fn reserve(tat: Option<Timestamp>, now: Timestamp, interval_ms: i64, burst: u32) -> (Timestamp, Timestamp) {
+pub fn reserve(
+    tat: Option<Timestamp>,
+    now: Timestamp,
+    interval_ms: i64,
+    burst: u32,
+) -> (Timestamp, Timestamp) {
     let tat = tat.unwrap_or(now).millis();
     let tau = interval_ms.saturating_mul(i64::from(burst.max(1)) - 1);
     let start = now.millis().max(tat.saturating_sub(tau));
@@ -51,7 +56,10 @@ mod tests {
         // 2 per 10 s, burst 1: five runs at t=0 start 5 s apart.
         let t = interval_ms(2, Duration::from_secs(10));
         assert_eq!(t, 5_000);
-        assert_eq!(schedule(&[0, 0, 0, 0, 0], t, 1), vec![0, 5_000, 10_000, 15_000, 20_000]);
+        assert_eq!(
+            schedule(&[0, 0, 0, 0, 0], t, 1),
+            vec![0, 5_000, 10_000, 15_000, 20_000]
+        );
     }
 
     #[test]

@@ -166,7 +166,11 @@ impl RunState {
             // Due very soon: wait in memory rather than suspend and reclaim.
             return Ok(false);
         }
-        let status = if self.parked.values().any(|p| matches!(p.kind, ParkKind::Wait | ParkKind::Invoke)) {
+        let status = if self
+            .parked
+            .values()
+            .any(|p| matches!(p.kind, ParkKind::Wait | ParkKind::Invoke))
+        {
             RunStatus::Waiting
         } else if self.parked.values().any(|p| p.kind == ParkKind::Sleep) {
             RunStatus::Sleeping
@@ -309,7 +313,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 enum Lookup {
     New,
-    Found(StepRecord),
+    Found(Box<StepRecord>),
 }
 
 impl Ctx {
@@ -371,7 +375,11 @@ impl Ctx {
         let mut s = self.inner.state.lock();
         let mut n = *s.occurrences.get(name).unwrap_or(&0);
         let id = loop {
-            let candidate = if n == 0 { name.to_string() } else { format!("{name}:{n}") };
+            let candidate = if n == 0 {
+                name.to_string()
+            } else {
+                format!("{name}:{n}")
+            };
             n += 1;
             if !s.visited.contains(&candidate) {
                 break candidate;
@@ -386,7 +394,7 @@ impl Ctx {
         let mut s = self.inner.state.lock();
         match s.journal.get(id) {
             None => Some(Lookup::New),
-            Some(rec) if rec.kind == kind => Some(Lookup::Found(rec.clone())),
+            Some(rec) if rec.kind == kind => Some(Lookup::Found(Box::new(rec.clone()))),
             Some(rec) => {
                 let msg = format!(
                     "step '{id}' was recorded as a {} step but the code now calls it as a {} step \
@@ -471,7 +479,11 @@ impl Ctx {
         let now = self.now();
         match env.core.store.record_step(&env.lease, rec, effect, now).await {
             Ok(RecordAck::Recorded) => {
-                self.inner.state.lock().journal.insert(rec.step_id.clone(), rec.clone());
+                self.inner
+                    .state
+                    .lock()
+                    .journal
+                    .insert(rec.step_id.clone(), rec.clone());
             }
             Ok(RecordAck::Cancelled) => {
                 let mut s = self.inner.state.lock();
@@ -517,7 +529,11 @@ impl Ctx {
     /// error is retried with backoff up to the function's `retries`; when retries are
     /// exhausted (or the error is non-retriable) this returns a `StepFailed` failure,
     /// which the code may handle or propagate with `?` to fail the run.
-    pub fn run<'a, T, F, Fut>(&'a self, name: &str, mut f: F) -> impl Future<Output = Result<T, Failure>> + Send + 'a
+    pub fn run<'a, T, F, Fut>(
+        &'a self,
+        name: &str,
+        mut f: F,
+    ) -> impl Future<Output = Result<T, Failure>> + Send + 'a
     where
         T: Serialize + DeserializeOwned + Send + 'a,
         F: FnMut() -> Fut + Send + 'a,
@@ -541,7 +557,7 @@ impl Ctx {
                         let err = rec.error.unwrap_or_else(|| ErrorInfo::new("Error", "failed"));
                         return Err(Failure::step_failed(&id, &err));
                     }
-                    _ => rec,
+                    _ => *rec,
                 },
                 Some(Lookup::New) => {
                     self.await_grant(&id).await;
@@ -586,10 +602,12 @@ impl Ctx {
                 let ended_at = self.now();
                 let outcome = match result {
                     Ok(Ok(value)) => match serde_json::to_vec(&value) {
-                        Ok(bytes) if bytes.len() > MAX_STEP_OUTPUT_BYTES => Err(Failure::non_retriable(format!(
-                            "step '{id}' returned {} bytes; the limit is {MAX_STEP_OUTPUT_BYTES}",
-                            bytes.len()
-                        ))),
+                        Ok(bytes) if bytes.len() > MAX_STEP_OUTPUT_BYTES => {
+                            Err(Failure::non_retriable(format!(
+                                "step '{id}' returned {} bytes; the limit is {MAX_STEP_OUTPUT_BYTES}",
+                                bytes.len()
+                            )))
+                        }
                         Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
                             Ok(json) => Ok((value, json)),
                             Err(e) => Err(Failure::non_retriable(format!("step '{id}' output: {e}"))),
@@ -680,7 +698,11 @@ impl Ctx {
 
     /// Sleeps durably for `duration` (measured from the first time the code reaches
     /// this step). The run holds no worker and no concurrency slot meanwhile.
-    pub fn sleep<'a>(&'a self, name: &str, duration: Duration) -> impl Future<Output = Result<(), Failure>> + Send + 'a {
+    pub fn sleep<'a>(
+        &'a self,
+        name: &str,
+        duration: Duration,
+    ) -> impl Future<Output = Result<(), Failure>> + Send + 'a {
         let until = if duration > MAX_SLEEP {
             Err(Failure::non_retriable(format!(
                 "step '{name}': sleep of {} is longer than the limit of one year",
@@ -693,7 +715,11 @@ impl Ctx {
     }
 
     /// Sleeps durably until `until`.
-    pub fn sleep_until<'a>(&'a self, name: &str, until: Timestamp) -> impl Future<Output = Result<(), Failure>> + Send + 'a {
+    pub fn sleep_until<'a>(
+        &'a self,
+        name: &str,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<(), Failure>> + Send + 'a {
         let limit = self.now().plus(MAX_SLEEP);
         let until = if until > limit {
             Err(Failure::non_retriable(format!(
@@ -717,7 +743,7 @@ impl Ctx {
             let mut rec = match self.lookup(&id, StepKind::Sleep) {
                 None => halt().await,
                 Some(Lookup::Found(rec)) if rec.status == StepStatus::Completed => return Ok(()),
-                Some(Lookup::Found(rec)) => rec,
+                Some(Lookup::Found(rec)) => *rec,
                 Some(Lookup::New) => {
                     let until = until?;
                     self.await_grant(&id).await;
@@ -755,7 +781,9 @@ impl Ctx {
         let name = name.to_string();
         let event_name = event_name.trim().to_string();
         let checked = match match_expr.map(|src| Expr::parse(src, &["event", "async"])) {
-            Some(Err(e)) => Err(Failure::non_retriable(format!("step '{name}': invalid match expression: {e}"))),
+            Some(Err(e)) => Err(Failure::non_retriable(format!(
+                "step '{name}': invalid match expression: {e}"
+            ))),
             _ if event_name.is_empty() => Err(Failure::non_retriable(format!(
                 "step '{name}': the awaited event name must not be empty"
             ))),
@@ -769,7 +797,7 @@ impl Ctx {
             let mut rec = match self.lookup(&id, StepKind::WaitForEvent) {
                 None => halt().await,
                 Some(Lookup::Found(rec)) if rec.status.is_settled() => return decode_event(&id, rec.output),
-                Some(Lookup::Found(rec)) => rec,
+                Some(Lookup::Found(rec)) => *rec,
                 Some(Lookup::New) => {
                     let expr = checked?;
                     self.await_grant(&id).await;
@@ -792,14 +820,25 @@ impl Ctx {
             };
             let settled = self.park(&id, ParkKind::Wait, rec.wake_at).await;
             if settled {
-                let out = self.inner.state.lock().journal.get(&id).and_then(|r| r.output.clone());
+                let out = self
+                    .inner
+                    .state
+                    .lock()
+                    .journal
+                    .get(&id)
+                    .and_then(|r| r.output.clone());
                 self.publish(UpdateKind::StepCompleted { step_id: id.clone() });
                 return decode_event(&id, out);
             }
             self.halt_if_cancelled().await;
             let _exec = ExecGuard::new(&self.inner.state);
             let env = self.env();
-            match env.core.store.settle_wait_timeout(&env.lease, &id, self.now()).await {
+            match env
+                .core
+                .store
+                .settle_wait_timeout(&env.lease, &id, self.now())
+                .await
+            {
                 Ok((RecordAck::LeaseLost, _)) => {
                     self.fail_execution(Fatal::LeaseLost).await;
                     halt().await
@@ -848,8 +887,8 @@ impl Ctx {
             let id = id?;
             let rec = match self.lookup(&id, StepKind::Invoke) {
                 None => halt().await,
-                Some(Lookup::Found(rec)) if rec.status.is_settled() => return decode_settled(&id, rec),
-                Some(Lookup::Found(rec)) => rec,
+                Some(Lookup::Found(rec)) if rec.status.is_settled() => return decode_settled(&id, *rec),
+                Some(Lookup::Found(rec)) => *rec,
                 Some(Lookup::New) => {
                     self.await_grant(&id).await;
                     let _exec = ExecGuard::new(&self.inner.state);
@@ -890,7 +929,10 @@ impl Ctx {
         let now = self.now();
         let mut rec = self.new_record(id, name, StepKind::Invoke, StepStatus::Invoking);
         let problem = if !data.is_object() {
-            Some(format!("invoke data must be a JSON object, got {}", json_type(&data)))
+            Some(format!(
+                "invoke data must be a JSON object, got {}",
+                json_type(&data)
+            ))
         } else if timeout.is_some_and(|t| t > MAX_SLEEP) {
             Some("invoke timeout is longer than the limit of one year".to_string())
         } else {
@@ -922,7 +964,14 @@ impl Ctx {
         rec.wake_at = timeout.map(|t| now.plus(t));
         rec.detail = Some(json!({ "function_id": function_id, "run_id": child.id }));
         let child_id = child.id.clone();
-        self.write(&rec, StepEffect::StartChild { event, run: child }).await;
+        self.write(
+            &rec,
+            StepEffect::StartChild {
+                event: Box::new(event),
+                run: Box::new(child),
+            },
+        )
+        .await;
         env.core.publish(&child_id, function_id, UpdateKind::Queued);
         env.core.wake_dispatcher();
         Ok(rec)

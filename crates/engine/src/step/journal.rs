@@ -33,9 +33,14 @@ impl StepKind {
 
     /// Parses [`StepKind::as_str`] text.
     pub fn parse(s: &str) -> Option<Self> {
-        [StepKind::Run, StepKind::Sleep, StepKind::WaitForEvent, StepKind::Invoke]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            StepKind::Run,
+            StepKind::Sleep,
+            StepKind::WaitForEvent,
+            StepKind::Invoke,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

@@ -5,6 +5,6 @@
 pub(crate) mod ctx;
 pub mod journal;
 
-pub use ctx::{Ctx, MAX_SLEEP, MAX_STEP_NAME_LEN, MAX_STEP_OUTPUT_BYTES};
 pub(crate) use ctx::Outcome;
+pub use ctx::{Ctx, MAX_SLEEP, MAX_STEP_NAME_LEN, MAX_STEP_OUTPUT_BYTES};
 pub use journal::{Attempt, StepKind, StepRecord, StepStatus};

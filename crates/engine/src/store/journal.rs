@@ -18,9 +18,9 @@ pub enum StepEffect {
     /// Record an event and start a child run (an `invoke` step starting).
     StartChild {
         /// The child's event.
-        event: Event,
+        event: Box<Event>,
         /// The child run.
-        run: NewRun,
+        run: Box<NewRun>,
     },
     /// Remove the step's wait (a wait that timed out or was settled here).
     DropWait,

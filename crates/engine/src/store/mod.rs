@@ -30,8 +30,7 @@ pub use flow::{FlowStore, ThrottleReservation};
 pub use journal::{JournalStore, RecordAck, StepEffect};
 pub use leases::{LeaseStore, NodeInfo};
 pub use runs::{
-    CancelResult, FinishOutcome, NewRun, ParentWake, ReplayOutcome, RunOutcome, RunStore,
-    SuspendOutcome,
+    CancelResult, FinishOutcome, NewRun, ParentWake, ReplayOutcome, RunOutcome, RunStore, SuspendOutcome,
 };
 pub use timers::{CancelledRun, ClaimBatch, ClaimedRun, TimerStore};
 pub use waits::{NewWait, WaitResolution, WaitStore};

@@ -111,7 +111,7 @@ pub enum CancelResult {
         /// The node that was executing it.
         lease_owner: Option<NodeId>,
         /// The parent woken, for invoked runs.
-        parent: Option<ParentWake>,
+        parent: Option<Box<ParentWake>>,
     },
 }
 
@@ -119,7 +119,7 @@ pub enum CancelResult {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReplayOutcome {
     /// The new run.
-    Created(RunRecord),
+    Created(Box<RunRecord>),
     /// No such run.
     NotFound,
     /// Only failed or cancelled runs can be replayed.
@@ -156,10 +156,20 @@ pub trait RunStore: Send + Sync {
         now: Timestamp,
     ) -> Result<RecordAck, StoreError>;
     /// Ends a running run; settles and wakes its parent's invoke step.
-    async fn finish_run(&self, lease: &Lease, outcome: RunOutcome, now: Timestamp) -> Result<FinishOutcome, StoreError>;
+    async fn finish_run(
+        &self,
+        lease: &Lease,
+        outcome: RunOutcome,
+        now: Timestamp,
+    ) -> Result<FinishOutcome, StoreError>;
     /// Cancels a run that has not ended: removes its waits, settles its parent's
     /// invoke step with the error.
-    async fn cancel_run(&self, id: &RunId, reason: &ErrorInfo, now: Timestamp) -> Result<CancelResult, StoreError>;
+    async fn cancel_run(
+        &self,
+        id: &RunId,
+        reason: &ErrorInfo,
+        now: Timestamp,
+    ) -> Result<CancelResult, StoreError>;
     /// Gives a running run back to the queue (due now), for example at shutdown.
     async fn release_run(&self, lease: &Lease, now: Timestamp) -> Result<(), StoreError>;
     /// Creates a new run replaying a failed or cancelled one with the same event;

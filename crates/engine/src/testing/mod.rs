@@ -44,9 +44,16 @@ impl Harness {
     }
 
     /// A started engine with a given clock and config.
-    pub async fn start_with(store: Arc<dyn Store>, clock: Arc<TestClock>, mut config: EngineConfig) -> Harness {
+    pub async fn start_with(
+        store: Arc<dyn Store>,
+        clock: Arc<TestClock>,
+        mut config: EngineConfig,
+    ) -> Harness {
         config.poll_interval = config.poll_interval.min(Duration::from_millis(100));
-        let engine = Engine::builder(store.clone()).clock(clock.clone()).config(config).build();
+        let engine = Engine::builder(store.clone())
+            .clock(clock.clone())
+            .config(config)
+            .build();
         engine.start().await.expect("engine starts");
         Harness {
             engine: Arc::new(engine),
@@ -80,12 +87,14 @@ impl Harness {
 
     /// Waits until the run is in `status`.
     pub async fn wait_status(&self, run: &RunId, status: RunStatus) -> RunDetail {
-        self.wait_until(run, status.as_str(), |d| d.run.status == status).await
+        self.wait_until(run, status.as_str(), |d| d.run.status == status)
+            .await
     }
 
     /// Waits until the run has ended.
     pub async fn finished(&self, run: &RunId) -> RunDetail {
-        self.wait_until(run, "finished", |d| d.run.status.is_terminal()).await
+        self.wait_until(run, "finished", |d| d.run.status.is_terminal())
+            .await
     }
 }
 

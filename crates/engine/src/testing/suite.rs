@@ -27,7 +27,11 @@ fn counter() -> Arc<AtomicUsize> {
 }
 
 async fn send(h: &Harness, name: &str, data: Value) -> RunId {
-    let r = h.engine.send(EventInput::new(name, data)).await.expect("event accepted");
+    let r = h
+        .engine
+        .send(EventInput::new(name, data))
+        .await
+        .expect("event accepted");
     assert_eq!(r.runs.len(), 1, "expected one run for '{name}', got {:?}", r.runs);
     r.runs[0].clone()
 }
@@ -40,12 +44,16 @@ async fn settle() {
 pub async fn steps_run_in_order_and_results_are_recorded(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
-        .register(Function::new("three-steps").on_event("t.go").handler(|ctx: Ctx| async move {
-            let a: i64 = ctx.run("a", || async { Ok(1) }).await?;
-            let b: i64 = ctx.run("b", || async move { Ok(a + 1) }).await?;
-            let c: String = ctx.run("c", || async move { Ok(format!("{a}-{b}")) }).await?;
-            Ok(json!({ "a": a, "b": b, "c": c }))
-        }))
+        .register(
+            Function::new("three-steps")
+                .on_event("t.go")
+                .handler(|ctx: Ctx| async move {
+                    let a: i64 = ctx.run("a", || async { Ok(1) }).await?;
+                    let b: i64 = ctx.run("b", || async move { Ok(a + 1) }).await?;
+                    let c: String = ctx.run("c", || async move { Ok(format!("{a}-{b}")) }).await?;
+                    Ok(json!({ "a": a, "b": b, "c": c }))
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.go", json!({ "x": 1 })).await;
     let d = h.finished(&run).await;
@@ -83,7 +91,11 @@ pub async fn a_recorded_step_is_not_run_again_after_a_suspension(store: Arc<dyn 
     let run = send(&h, "t.nap", json!({})).await;
     let d = h.wait_status(&run, RunStatus::Sleeping).await;
     assert_eq!(a.load(SeqCst), 1);
-    let nap = d.steps.iter().find(|s| s.step_id == "nap").expect("sleep recorded");
+    let nap = d
+        .steps
+        .iter()
+        .find(|s| s.step_id == "nap")
+        .expect("sleep recorded");
     assert_eq!(nap.status, StepStatus::Sleeping);
     assert_eq!(nap.kind, StepKind::Sleep);
     assert_eq!(nap.wake_at, Some(T0.plus(HOUR)));
@@ -100,29 +112,35 @@ pub async fn parallel_steps_run_concurrently(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(3));
     h.engine
-        .register(Function::new("fan-out").on_event("t.fan").handler(move |ctx: Ctx| {
-            let barrier = barrier.clone();
-            async move {
-                let step = |name: &'static str, v: i64| {
+        .register(
+            Function::new("fan-out")
+                .on_event("t.fan")
+                .handler(move |ctx: Ctx| {
                     let barrier = barrier.clone();
-                    let ctx = ctx.clone();
                     async move {
-                        ctx.run(name, || {
+                        let step = |name: &'static str, v: i64| {
                             let barrier = barrier.clone();
+                            let ctx = ctx.clone();
                             async move {
-                                tokio::time::timeout(Duration::from_secs(10), barrier.wait())
-                                    .await
-                                    .map_err(|_| Failure::non_retriable("steps did not run in parallel"))?;
-                                Ok(v)
+                                ctx.run(name, || {
+                                    let barrier = barrier.clone();
+                                    async move {
+                                        tokio::time::timeout(Duration::from_secs(10), barrier.wait())
+                                            .await
+                                            .map_err(|_| {
+                                                Failure::non_retriable("steps did not run in parallel")
+                                            })?;
+                                        Ok(v)
+                                    }
+                                })
+                                .await
                             }
-                        })
-                        .await
+                        };
+                        let (x, y, z) = tokio::join!(step("p1", 1), step("p2", 2), step("p3", 3));
+                        Ok(x? + y? + z?)
                     }
-                };
-                let (x, y, z) = tokio::join!(step("p1", 1), step("p2", 2), step("p3", 3));
-                Ok(x? + y? + z?)
-            }
-        }))
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.fan", json!({})).await;
     let d = h.finished(&run).await;
@@ -136,22 +154,27 @@ pub async fn a_failing_step_is_retried_with_backoff_and_every_attempt_is_kept(st
     let n = counter();
     let n2 = n.clone();
     h.engine
-        .register(Function::new("flaky").on_event("t.flaky").retries(3).handler(move |ctx: Ctx| {
-            let n = n2.clone();
-            async move {
-                let v: usize = ctx
-                    .run("flaky", || async {
-                        let k = n.fetch_add(1, SeqCst) + 1;
-                        if k < 3 {
-                            Err(Failure::retriable(format!("boom {k}")))
-                        } else {
-                            Ok(k)
-                        }
-                    })
-                    .await?;
-                Ok(v)
-            }
-        }))
+        .register(
+            Function::new("flaky")
+                .on_event("t.flaky")
+                .retries(3)
+                .handler(move |ctx: Ctx| {
+                    let n = n2.clone();
+                    async move {
+                        let v: usize = ctx
+                            .run("flaky", || async {
+                                let k = n.fetch_add(1, SeqCst) + 1;
+                                if k < 3 {
+                                    Err(Failure::retriable(format!("boom {k}")))
+                                } else {
+                                    Ok(k)
+                                }
+                            })
+                            .await?;
+                        Ok(v)
+                    }
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.flaky", json!({})).await;
     let d = h
@@ -162,15 +185,30 @@ pub async fn a_failing_step_is_retried_with_backoff_and_every_attempt_is_kept(st
     let step = &d.steps[0];
     assert_eq!(step.status, StepStatus::Retrying);
     let wait = step.wake_at.expect("next attempt time").since(T0).as_millis();
-    assert!((500..=1000).contains(&wait), "first backoff {wait} ms is outside 0.5–1 s");
-    assert_eq!(d.run.available_at, step.wake_at, "the run is due when the step is");
+    assert!(
+        (500..=1000).contains(&wait),
+        "first backoff {wait} ms is outside 0.5–1 s"
+    );
+    assert_eq!(
+        d.run.available_at, step.wake_at,
+        "the run is due when the step is"
+    );
     assert_eq!(step.attempts[0].error.as_ref().unwrap().message, "boom 1");
     h.advance(Duration::from_secs(1));
     let d = h
-        .wait_until(&run, "retrying twice", |d| d.steps.first().is_some_and(|s| s.attempts.len() == 2))
+        .wait_until(&run, "retrying twice", |d| {
+            d.steps.first().is_some_and(|s| s.attempts.len() == 2)
+        })
         .await;
-    let wait = d.steps[0].wake_at.unwrap().since(T0.plus(Duration::from_secs(1))).as_millis();
-    assert!((1000..=2000).contains(&wait), "second backoff {wait} ms is outside 1–2 s");
+    let wait = d.steps[0]
+        .wake_at
+        .unwrap()
+        .since(T0.plus(Duration::from_secs(1)))
+        .as_millis();
+    assert!(
+        (1000..=2000).contains(&wait),
+        "second backoff {wait} ms is outside 1–2 s"
+    );
     h.advance(Duration::from_secs(2));
     let d = h.finished(&run).await;
     assert_eq!(d.run.status, RunStatus::Completed);
@@ -188,17 +226,22 @@ pub async fn exhausted_retries_fail_the_run_with_the_last_error(store: Arc<dyn S
     let n = counter();
     let n2 = n.clone();
     h.engine
-        .register(Function::new("doomed").on_event("t.doomed").retries(2).handler(move |ctx: Ctx| {
-            let n = n2.clone();
-            async move {
-                ctx.run("always-fails", || async {
-                    let k = n.fetch_add(1, SeqCst) + 1;
-                    Err::<(), _>(Failure::retriable(format!("attempt {k} failed")))
-                })
-                .await?;
-                Ok(())
-            }
-        }))
+        .register(
+            Function::new("doomed")
+                .on_event("t.doomed")
+                .retries(2)
+                .handler(move |ctx: Ctx| {
+                    let n = n2.clone();
+                    async move {
+                        ctx.run("always-fails", || async {
+                            let k = n.fetch_add(1, SeqCst) + 1;
+                            Err::<(), _>(Failure::retriable(format!("attempt {k} failed")))
+                        })
+                        .await?;
+                        Ok(())
+                    }
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.doomed", json!({})).await;
     let d = loop {
@@ -221,11 +264,18 @@ pub async fn exhausted_retries_fail_the_run_with_the_last_error(store: Arc<dyn S
 pub async fn a_non_retriable_error_fails_the_run_at_once(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
-        .register(Function::new("fatal").on_event("t.fatal").retries(5).handler(|ctx: Ctx| async move {
-            ctx.run("bad-input", || async { Err::<(), _>(Failure::non_retriable("the PDF is encrypted")) })
-                .await?;
-            Ok(())
-        }))
+        .register(
+            Function::new("fatal")
+                .on_event("t.fatal")
+                .retries(5)
+                .handler(|ctx: Ctx| async move {
+                    ctx.run("bad-input", || async {
+                        Err::<(), _>(Failure::non_retriable("the PDF is encrypted"))
+                    })
+                    .await?;
+                    Ok(())
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.fatal", json!({})).await;
     let d = h.finished(&run).await;
@@ -239,22 +289,33 @@ pub async fn retry_after_sets_the_next_attempt_time(store: Arc<dyn Store>) {
     let n = counter();
     let n2 = n.clone();
     h.engine
-        .register(Function::new("rate-limited").on_event("t.429").handler(move |ctx: Ctx| {
-            let n = n2.clone();
-            async move {
-                ctx.run("call", || async {
-                    if n.fetch_add(1, SeqCst) == 0 {
-                        Err(Failure::retry_after("429 Too Many Requests", Duration::from_secs(30)))
-                    } else {
-                        Ok("ok".to_string())
+        .register(
+            Function::new("rate-limited")
+                .on_event("t.429")
+                .handler(move |ctx: Ctx| {
+                    let n = n2.clone();
+                    async move {
+                        ctx.run("call", || async {
+                            if n.fetch_add(1, SeqCst) == 0 {
+                                Err(Failure::retry_after(
+                                    "429 Too Many Requests",
+                                    Duration::from_secs(30),
+                                ))
+                            } else {
+                                Ok("ok".to_string())
+                            }
+                        })
+                        .await
                     }
-                })
-                .await
-            }
-        }))
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.429", json!({})).await;
-    let d = h.wait_until(&run, "retrying", |d| d.steps.first().is_some_and(|s| s.attempts.len() == 1)).await;
+    let d = h
+        .wait_until(&run, "retrying", |d| {
+            d.steps.first().is_some_and(|s| s.attempts.len() == 1)
+        })
+        .await;
     assert_eq!(d.steps[0].wake_at, Some(T0.plus(Duration::from_secs(30))));
     h.advance(Duration::from_secs(29));
     settle().await;
@@ -267,14 +328,22 @@ pub async fn retry_after_sets_the_next_attempt_time(store: Arc<dyn Store>) {
 pub async fn a_caught_step_failure_lets_the_function_go_on(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
-        .register(Function::new("catcher").on_event("t.catch").retries(0).handler(|ctx: Ctx| async move {
-            let caught = match ctx.run("boom", || async { Err::<(), _>(Failure::retriable("kaboom")) }).await {
-                Ok(()) => "no error".to_string(),
-                Err(f) => f.message,
-            };
-            let after: String = ctx.run("after", || async { Ok("went on".to_string()) }).await?;
-            Ok(json!({ "caught": caught, "after": after }))
-        }))
+        .register(
+            Function::new("catcher")
+                .on_event("t.catch")
+                .retries(0)
+                .handler(|ctx: Ctx| async move {
+                    let caught = match ctx
+                        .run("boom", || async { Err::<(), _>(Failure::retriable("kaboom")) })
+                        .await
+                    {
+                        Ok(()) => "no error".to_string(),
+                        Err(f) => f.message,
+                    };
+                    let after: String = ctx.run("after", || async { Ok("went on".to_string()) }).await?;
+                    Ok(json!({ "caught": caught, "after": after }))
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.catch", json!({})).await;
     let d = h.finished(&run).await;
@@ -291,27 +360,39 @@ pub async fn a_panicking_step_is_retried_and_reported(store: Arc<dyn Store>) {
     let n = counter();
     let n2 = n.clone();
     h.engine
-        .register(Function::new("panicky").on_event("t.panic").retries(1).handler(move |ctx: Ctx| {
-            let n = n2.clone();
-            async move {
-                ctx.run("explode", || async {
-                    if n.fetch_add(1, SeqCst) == 0 {
-                        panic!("index out of bounds in the parser");
+        .register(
+            Function::new("panicky")
+                .on_event("t.panic")
+                .retries(1)
+                .handler(move |ctx: Ctx| {
+                    let n = n2.clone();
+                    async move {
+                        ctx.run("explode", || async {
+                            if n.fetch_add(1, SeqCst) == 0 {
+                                panic!("index out of bounds in the parser");
+                            }
+                            Ok(7)
+                        })
+                        .await
                     }
-                    Ok(7)
-                })
-                .await
-            }
-        }))
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.panic", json!({})).await;
-    h.wait_until(&run, "retrying", |d| d.steps.first().is_some_and(|s| s.attempts.len() == 1)).await;
+    h.wait_until(&run, "retrying", |d| {
+        d.steps.first().is_some_and(|s| s.attempts.len() == 1)
+    })
+    .await;
     h.advance(Duration::from_secs(2));
     let d = h.finished(&run).await;
     assert_eq!(d.run.output, Some(json!(7)));
     let first = d.steps[0].attempts[0].error.clone().expect("panic recorded");
     assert_eq!(first.name, "Panic");
-    assert!(first.message.contains("index out of bounds in the parser"), "{}", first.message);
+    assert!(
+        first.message.contains("index out of bounds in the parser"),
+        "{}",
+        first.message
+    );
 }
 
 pub async fn an_error_outside_steps_retries_the_function(store: Arc<dyn Store>) {
@@ -319,19 +400,26 @@ pub async fn an_error_outside_steps_retries_the_function(store: Arc<dyn Store>) 
     let (a, tries) = (counter(), counter());
     let (a2, t2) = (a.clone(), tries.clone());
     h.engine
-        .register(Function::new("outside").on_event("t.outside").retries(2).handler(move |ctx: Ctx| {
-            let (a, tries) = (a2.clone(), t2.clone());
-            async move {
-                ctx.run("a", || async { Ok(a.fetch_add(1, SeqCst)) }).await?;
-                if tries.fetch_add(1, SeqCst) == 0 {
-                    return Err(Failure::retriable("transient failure outside any step"));
-                }
-                Ok(ctx.attempt())
-            }
-        }))
+        .register(
+            Function::new("outside")
+                .on_event("t.outside")
+                .retries(2)
+                .handler(move |ctx: Ctx| {
+                    let (a, tries) = (a2.clone(), t2.clone());
+                    async move {
+                        ctx.run("a", || async { Ok(a.fetch_add(1, SeqCst)) }).await?;
+                        if tries.fetch_add(1, SeqCst) == 0 {
+                            return Err(Failure::retriable("transient failure outside any step"));
+                        }
+                        Ok(ctx.attempt())
+                    }
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.outside", json!({})).await;
-    let d = h.wait_until(&run, "queued for a retry", |d| d.run.attempt == 1).await;
+    let d = h
+        .wait_until(&run, "queued for a retry", |d| d.run.attempt == 1)
+        .await;
     assert_eq!(d.run.status, RunStatus::Queued);
     h.advance(Duration::from_secs(2));
     let d = h.finished(&run).await;
@@ -360,7 +448,10 @@ pub async fn sleep_is_durable_and_holds_no_concurrency_slot(store: Arc<dyn Store
     // Both get past "before" although the limit is 1: a sleeping run holds no slot.
     h.wait_status(&r1, RunStatus::Sleeping).await;
     h.wait_status(&r2, RunStatus::Sleeping).await;
-    assert!(h.engine.concurrency_usage().is_empty(), "no slot is held while sleeping");
+    assert!(
+        h.engine.concurrency_usage().is_empty(),
+        "no slot is held while sleeping"
+    );
     h.advance(HOUR);
     assert_eq!(h.finished(&r1).await.run.status, RunStatus::Completed);
     assert_eq!(h.finished(&r2).await.run.status, RunStatus::Completed);
@@ -369,28 +460,42 @@ pub async fn sleep_is_durable_and_holds_no_concurrency_slot(store: Arc<dyn Store
 pub async fn sleep_until_wakes_at_the_given_time(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
-        .register(Function::new("alarm").on_event("t.alarm").handler(|ctx: Ctx| async move {
-            ctx.sleep_until("until-ten", T0.plus(2 * HOUR)).await?;
-            Ok("awake")
-        }))
+        .register(
+            Function::new("alarm")
+                .on_event("t.alarm")
+                .handler(|ctx: Ctx| async move {
+                    ctx.sleep_until("until-ten", T0.plus(2 * HOUR)).await?;
+                    Ok("awake")
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.alarm", json!({})).await;
     let d = h.wait_status(&run, RunStatus::Sleeping).await;
     assert_eq!(d.run.available_at, Some(T0.plus(2 * HOUR)));
     h.advance(HOUR);
     settle().await;
-    assert_eq!(h.engine.get_run(&run).await.unwrap().run.status, RunStatus::Sleeping);
+    assert_eq!(
+        h.engine.get_run(&run).await.unwrap().run.status,
+        RunStatus::Sleeping
+    );
     h.advance(HOUR);
     assert_eq!(h.finished(&run).await.run.output, Some(json!("awake")));
 }
 
 fn approval_function() -> crate::function::FunctionDef {
-    Function::new("review").on_event("doc.uploaded").handler(|ctx: Ctx| async move {
-        let ev = ctx
-            .wait_for_event("approval", "plan.approved", Some("async.data.doc == event.data.doc"), HOUR)
-            .await?;
-        Ok(json!({ "approved_by": ev.map(|e| e.data["by"].clone()) }))
-    })
+    Function::new("review")
+        .on_event("doc.uploaded")
+        .handler(|ctx: Ctx| async move {
+            let ev = ctx
+                .wait_for_event(
+                    "approval",
+                    "plan.approved",
+                    Some("async.data.doc == event.data.doc"),
+                    HOUR,
+                )
+                .await?;
+            Ok(json!({ "approved_by": ev.map(|e| e.data["by"].clone()) }))
+        })
 }
 
 pub async fn wait_for_event_resumes_on_a_matching_event_only(store: Arc<dyn Store>) {
@@ -401,13 +506,22 @@ pub async fn wait_for_event_resumes_on_a_matching_event_only(store: Arc<dyn Stor
     assert_eq!(d.steps[0].kind, StepKind::WaitForEvent);
     assert_eq!(d.steps[0].status, StepStatus::Waiting);
     h.engine
-        .send(EventInput::new("plan.approved", json!({ "doc": "d2", "by": "mallory" })))
+        .send(EventInput::new(
+            "plan.approved",
+            json!({ "doc": "d2", "by": "mallory" }),
+        ))
         .await
         .unwrap();
     settle().await;
-    assert_eq!(h.engine.get_run(&run).await.unwrap().run.status, RunStatus::Waiting);
+    assert_eq!(
+        h.engine.get_run(&run).await.unwrap().run.status,
+        RunStatus::Waiting
+    );
     h.engine
-        .send(EventInput::new("plan.approved", json!({ "doc": "d1", "by": "ada" })))
+        .send(EventInput::new(
+            "plan.approved",
+            json!({ "doc": "d1", "by": "ada" }),
+        ))
         .await
         .unwrap();
     let d = h.finished(&run).await;
@@ -426,11 +540,17 @@ pub async fn wait_for_event_times_out_with_none(store: Arc<dyn Store>) {
     assert_eq!(d.steps[0].output, Some(Value::Null));
     // A late event does nothing.
     h.engine
-        .send(EventInput::new("plan.approved", json!({ "doc": "d1", "by": "late" })))
+        .send(EventInput::new(
+            "plan.approved",
+            json!({ "doc": "d1", "by": "late" }),
+        ))
         .await
         .unwrap();
     settle().await;
-    assert_eq!(h.engine.get_run(&run).await.unwrap().run.output, Some(json!({ "approved_by": null })));
+    assert_eq!(
+        h.engine.get_run(&run).await.unwrap().run.output,
+        Some(json!({ "approved_by": null }))
+    );
 }
 
 pub async fn invoke_returns_the_child_result_and_its_failure(store: Arc<dyn Store>) {
@@ -443,19 +563,28 @@ pub async fn invoke_returns_the_child_result_and_its_failure(store: Arc<dyn Stor
         .unwrap();
     h.engine
         .register(Function::new("broken").retries(0).handler(|ctx: Ctx| async move {
-            ctx.run("fail", || async { Err::<(), _>(Failure::non_retriable("child says no")) }).await
+            ctx.run("fail", || async {
+                Err::<(), _>(Failure::non_retriable("child says no"))
+            })
+            .await
         }))
         .unwrap();
     h.engine
-        .register(Function::new("parent").on_event("t.parent").handler(|ctx: Ctx| async move {
-            let doubled: i64 = ctx.invoke("call-double", "double", json!({ "n": 21 }), None).await?;
-            let failed = ctx
-                .invoke::<Value>("call-broken", "broken", json!({}), None)
-                .await
-                .err()
-                .map(|f| f.message);
-            Ok(json!({ "doubled": doubled, "failed": failed }))
-        }))
+        .register(
+            Function::new("parent")
+                .on_event("t.parent")
+                .handler(|ctx: Ctx| async move {
+                    let doubled: i64 = ctx
+                        .invoke("call-double", "double", json!({ "n": 21 }), None)
+                        .await?;
+                    let failed = ctx
+                        .invoke::<Value>("call-broken", "broken", json!({}), None)
+                        .await
+                        .err()
+                        .map(|f| f.message);
+                    Ok(json!({ "doubled": doubled, "failed": failed }))
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.parent", json!({})).await;
     let d = h.finished(&run).await;
@@ -465,7 +594,12 @@ pub async fn invoke_returns_the_child_result_and_its_failure(store: Arc<dyn Stor
     assert!(out["failed"].as_str().unwrap().contains("child says no"), "{out}");
     let step = &d.steps[0];
     assert_eq!(step.kind, StepKind::Invoke);
-    let child_id = RunId(step.detail.as_ref().unwrap()["run_id"].as_str().unwrap().to_string());
+    let child_id = RunId(
+        step.detail.as_ref().unwrap()["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
     let child = h.engine.get_run(&child_id).await.unwrap();
     assert_eq!(child.run.function_id, "double");
     assert_eq!(child.run.parent.as_ref().unwrap().run_id, run);
@@ -475,15 +609,26 @@ pub async fn invoke_returns_the_child_result_and_its_failure(store: Arc<dyn Stor
 pub async fn invoke_of_an_unknown_function_fails_the_step(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
-        .register(Function::new("lost").on_event("t.lost").handler(|ctx: Ctx| async move {
-            let r = ctx.invoke::<Value>("call", "no-such-function", json!({}), None).await;
-            Ok(r.err().map(|f| f.message))
-        }))
+        .register(
+            Function::new("lost")
+                .on_event("t.lost")
+                .handler(|ctx: Ctx| async move {
+                    let r = ctx
+                        .invoke::<Value>("call", "no-such-function", json!({}), None)
+                        .await;
+                    Ok(r.err().map(|f| f.message))
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.lost", json!({})).await;
     let d = h.finished(&run).await;
     let msg = d.run.output.unwrap();
-    assert!(msg.as_str().unwrap().contains("unknown function id 'no-such-function'"), "{msg}");
+    assert!(
+        msg.as_str()
+            .unwrap()
+            .contains("unknown function id 'no-such-function'"),
+        "{msg}"
+    );
     assert_eq!(d.steps[0].status, StepStatus::Failed);
 }
 
@@ -494,19 +639,24 @@ pub async fn cancel_stops_the_run_before_its_next_step(store: Arc<dyn Store>) {
     let next = counter();
     let (g2, s2, n2) = (gate.clone(), started.clone(), next.clone());
     h.engine
-        .register(Function::new("cancellable").on_event("t.cancel").handler(move |ctx: Ctx| {
-            let (gate, started, next) = (g2.clone(), s2.clone(), n2.clone());
-            async move {
-                ctx.run("slow", || async {
-                    started.store(true, SeqCst);
-                    gate.notified().await;
-                    Ok(())
-                })
-                .await?;
-                ctx.run("next", || async { Ok(next.fetch_add(1, SeqCst)) }).await?;
-                Ok(())
-            }
-        }))
+        .register(
+            Function::new("cancellable")
+                .on_event("t.cancel")
+                .handler(move |ctx: Ctx| {
+                    let (gate, started, next) = (g2.clone(), s2.clone(), n2.clone());
+                    async move {
+                        ctx.run("slow", || async {
+                            started.store(true, SeqCst);
+                            gate.notified().await;
+                            Ok(())
+                        })
+                        .await?;
+                        ctx.run("next", || async { Ok(next.fetch_add(1, SeqCst)) })
+                            .await?;
+                        Ok(())
+                    }
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.cancel", json!({})).await;
     while !started.load(SeqCst) {
@@ -520,7 +670,16 @@ pub async fn cancel_stops_the_run_before_its_next_step(store: Arc<dyn Store>) {
     settle().await;
     assert_eq!(next.load(SeqCst), 0, "a step started after the cancel");
     let err = h.engine.cancel(&run).await.unwrap_err();
-    assert!(matches!(err, EngineError::InvalidRunState { status: RunStatus::Cancelled, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            EngineError::InvalidRunState {
+                status: RunStatus::Cancelled,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = h.engine.cancel(&RunId::from("01NOSUCHRUN")).await.unwrap_err();
     assert!(matches!(err, EngineError::RunNotFound(_)), "{err}");
 }
@@ -542,32 +701,43 @@ pub async fn cancel_on_event_cancels_matching_runs(store: Arc<dyn Store>) {
     let r2 = send(&h, "doc.uploaded", json!({ "doc": "d2" })).await;
     h.wait_status(&r1, RunStatus::Sleeping).await;
     h.wait_status(&r2, RunStatus::Sleeping).await;
-    h.engine.send(EventInput::new("doc.deleted", json!({ "doc": "d1" }))).await.unwrap();
+    h.engine
+        .send(EventInput::new("doc.deleted", json!({ "doc": "d1" })))
+        .await
+        .unwrap();
     let d = h.finished(&r1).await;
     assert_eq!(d.run.status, RunStatus::Cancelled);
     assert!(d.run.error.unwrap().message.contains("doc.deleted"));
-    assert_eq!(h.engine.get_run(&r2).await.unwrap().run.status, RunStatus::Sleeping);
+    assert_eq!(
+        h.engine.get_run(&r2).await.unwrap().run.status,
+        RunStatus::Sleeping
+    );
     h.advance(HOUR);
     assert_eq!(h.finished(&r2).await.run.status, RunStatus::Completed);
 }
 
 fn replayable(a: Arc<AtomicUsize>, fail: Arc<AtomicBool>) -> crate::function::FunctionDef {
-    Function::new("replayable").on_event("t.replay").retries(0).handler(move |ctx: Ctx| {
-        let (a, fail) = (a.clone(), fail.clone());
-        async move {
-            let x: usize = ctx.run("a", || async { Ok(a.fetch_add(1, SeqCst) + 100) }).await?;
-            ctx.run("b", || async {
-                if fail.load(SeqCst) {
-                    Err(Failure::non_retriable("b is broken"))
-                } else {
-                    Ok(())
-                }
-            })
-            .await?;
-            let y: String = ctx.run("c", || async { Ok("done".to_string()) }).await?;
-            Ok(json!([x, y]))
-        }
-    })
+    Function::new("replayable")
+        .on_event("t.replay")
+        .retries(0)
+        .handler(move |ctx: Ctx| {
+            let (a, fail) = (a.clone(), fail.clone());
+            async move {
+                let x: usize = ctx
+                    .run("a", || async { Ok(a.fetch_add(1, SeqCst) + 100) })
+                    .await?;
+                ctx.run("b", || async {
+                    if fail.load(SeqCst) {
+                        Err(Failure::non_retriable("b is broken"))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .await?;
+                let y: String = ctx.run("c", || async { Ok("done".to_string()) }).await?;
+                Ok(json!([x, y]))
+            }
+        })
 }
 
 pub async fn replay_from_the_failed_step_reuses_earlier_results(store: Arc<dyn Store>) {
@@ -586,8 +756,21 @@ pub async fn replay_from_the_failed_step_reuses_earlier_results(store: Arc<dyn S
     assert_eq!(d.run.replay_of.as_ref(), Some(&run));
     assert_eq!(d.event.data, json!({ "k": 1 }));
     let err = h.engine.replay(&again, ReplayFrom::Start).await.unwrap_err();
-    assert!(matches!(err, EngineError::InvalidRunState { status: RunStatus::Completed, .. }), "{err}");
-    let err = h.engine.replay(&RunId::from("01NOSUCHRUN"), ReplayFrom::Start).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::InvalidRunState {
+                status: RunStatus::Completed,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = h
+        .engine
+        .replay(&RunId::from("01NOSUCHRUN"), ReplayFrom::Start)
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::RunNotFound(_)));
 }
 
@@ -651,8 +834,16 @@ pub async fn concurrency_limits_hold_per_key_and_per_function(store: Arc<dyn Sto
         assert_eq!(h.finished(r).await.run.status, RunStatus::Completed);
     }
     let p = peaks.lock();
-    assert!(p.0 <= 3, "{} steps of the function ran at once; the limit is 3", p.0);
-    assert!(p.0 >= 2, "steps of different users never overlapped (peak {})", p.0);
+    assert!(
+        p.0 <= 3,
+        "{} steps of the function ran at once; the limit is 3",
+        p.0
+    );
+    assert!(
+        p.0 >= 2,
+        "steps of different users never overlapped (peak {})",
+        p.0
+    );
     for (user, peak) in &p.1 {
         assert_eq!(*peak, 1, "user {user} had {peak} steps at once; the limit is 1");
     }
@@ -664,20 +855,25 @@ pub async fn runs_waiting_for_a_slot_start_in_order(store: Arc<dyn Store>) {
     let gate = Arc::new(Notify::new());
     let (o2, g2) = (order.clone(), gate.clone());
     h.engine
-        .register(Function::new("serial").on_event("t.serial").concurrency(1, None).handler(move |ctx: Ctx| {
-            let (order, gate) = (o2.clone(), g2.clone());
-            async move {
-                let i = ctx.event().data["i"].as_i64().unwrap_or(-1);
-                ctx.run("work", || async {
-                    order.lock().push(i);
-                    if i == 0 {
-                        gate.notified().await;
+        .register(
+            Function::new("serial")
+                .on_event("t.serial")
+                .concurrency(1, None)
+                .handler(move |ctx: Ctx| {
+                    let (order, gate) = (o2.clone(), g2.clone());
+                    async move {
+                        let i = ctx.event().data["i"].as_i64().unwrap_or(-1);
+                        ctx.run("work", || async {
+                            order.lock().push(i);
+                            if i == 0 {
+                                gate.notified().await;
+                            }
+                            Ok(())
+                        })
+                        .await
                     }
-                    Ok(())
-                })
-                .await
-            }
-        }))
+                }),
+        )
         .unwrap();
     let mut runs = Vec::new();
     for i in 0..8 {
@@ -692,7 +888,10 @@ pub async fn runs_waiting_for_a_slot_start_in_order(store: Arc<dyn Store>) {
                 let d = h.engine.get_run(r).await.unwrap();
                 states.push((d.run.status, d.steps.len()));
             }
-            panic!("runs never queued: {:?}; runs: {states:?}", h.engine.concurrency_usage());
+            panic!(
+                "runs never queued: {:?}; runs: {states:?}",
+                h.engine.concurrency_usage()
+            );
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -721,16 +920,27 @@ pub async fn throttle_delays_runs_but_drops_none(store: Arc<dyn Store>) {
     }
     let other = send(&h, "t.throttled", json!({ "user": "u2" })).await;
     assert_eq!(h.finished(&runs[0]).await.run.status, RunStatus::Completed);
-    assert_eq!(h.finished(&other).await.run.status, RunStatus::Completed, "keys are throttled apart");
+    assert_eq!(
+        h.finished(&other).await.run.status,
+        RunStatus::Completed,
+        "keys are throttled apart"
+    );
     for (i, r) in runs.iter().enumerate().skip(1) {
         let d = h.engine.get_run(r).await.unwrap();
         assert_eq!(d.run.status, RunStatus::Queued);
-        assert_eq!(d.run.available_at, Some(T0.plus(Duration::from_secs(5 * i as u64))), "run {i}");
+        assert_eq!(
+            d.run.available_at,
+            Some(T0.plus(Duration::from_secs(5 * i as u64))),
+            "run {i}"
+        );
     }
     h.advance(Duration::from_secs(5));
     assert_eq!(h.finished(&runs[1]).await.run.status, RunStatus::Completed);
     settle().await;
-    assert_eq!(h.engine.get_run(&runs[2]).await.unwrap().run.status, RunStatus::Queued);
+    assert_eq!(
+        h.engine.get_run(&runs[2]).await.unwrap().run.status,
+        RunStatus::Queued
+    );
     h.advance(Duration::from_secs(15));
     for r in &runs {
         assert_eq!(h.finished(r).await.run.status, RunStatus::Completed);
@@ -742,15 +952,34 @@ pub async fn throttle_delays_runs_but_drops_none(store: Arc<dyn Store>) {
 pub async fn a_repeated_event_id_within_24h_starts_nothing(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
-        .register(Function::new("once").on_event("t.once").handler(|_ctx: Ctx| async move { Ok(()) }))
+        .register(
+            Function::new("once")
+                .on_event("t.once")
+                .handler(|_ctx: Ctx| async move { Ok(()) }),
+        )
         .unwrap();
-    let first = h.engine.send(EventInput::new("t.once", json!({})).with_id("evt-1")).await.unwrap();
-    assert_eq!((first.duplicate, first.runs.len(), first.event_id.as_str()), (false, 1, "evt-1"));
-    let again = h.engine.send(EventInput::new("t.once", json!({})).with_id("evt-1")).await.unwrap();
+    let first = h
+        .engine
+        .send(EventInput::new("t.once", json!({})).with_id("evt-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.duplicate, first.runs.len(), first.event_id.as_str()),
+        (false, 1, "evt-1")
+    );
+    let again = h
+        .engine
+        .send(EventInput::new("t.once", json!({})).with_id("evt-1"))
+        .await
+        .unwrap();
     assert!(again.duplicate);
     assert!(again.runs.is_empty());
     h.advance(Duration::from_secs(24 * 3600 + 60));
-    let later = h.engine.send(EventInput::new("t.once", json!({})).with_id("evt-1")).await.unwrap();
+    let later = h
+        .engine
+        .send(EventInput::new("t.once", json!({})).with_id("evt-1"))
+        .await
+        .unwrap();
     assert!(!later.duplicate);
     assert_eq!(later.runs.len(), 1);
 }
@@ -758,22 +987,42 @@ pub async fn a_repeated_event_id_within_24h_starts_nothing(store: Arc<dyn Store>
 pub async fn one_event_starts_every_function_it_matches(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     let noop = |_ctx: Ctx| async move { Ok(()) };
-    h.engine.register(Function::new("all").on_event("t.x").handler(noop)).unwrap();
     h.engine
-        .register(Function::new("big").on_event_if("t.x", "event.data.n > 5").handler(noop))
+        .register(Function::new("all").on_event("t.x").handler(noop))
         .unwrap();
-    h.engine.register(Function::new("other").on_event("t.y").handler(noop)).unwrap();
-    let r = h.engine.send(EventInput::new("t.x", json!({ "n": 10 }))).await.unwrap();
+    h.engine
+        .register(
+            Function::new("big")
+                .on_event_if("t.x", "event.data.n > 5")
+                .handler(noop),
+        )
+        .unwrap();
+    h.engine
+        .register(Function::new("other").on_event("t.y").handler(noop))
+        .unwrap();
+    let r = h
+        .engine
+        .send(EventInput::new("t.x", json!({ "n": 10 })))
+        .await
+        .unwrap();
     let mut fns = Vec::new();
     for id in &r.runs {
         fns.push(h.finished(id).await.run.function_id);
     }
     fns.sort();
     assert_eq!(fns, ["all", "big"]);
-    let r = h.engine.send(EventInput::new("t.x", json!({ "n": 1 }))).await.unwrap();
+    let r = h
+        .engine
+        .send(EventInput::new("t.x", json!({ "n": 1 })))
+        .await
+        .unwrap();
     assert_eq!(r.runs.len(), 1);
     assert_eq!(h.finished(&r.runs[0]).await.run.function_id, "all");
-    let r = h.engine.send(EventInput::new("t.nothing", json!({}))).await.unwrap();
+    let r = h
+        .engine
+        .send(EventInput::new("t.nothing", json!({})))
+        .await
+        .unwrap();
     assert!(r.runs.is_empty() && !r.duplicate);
 }
 
@@ -787,9 +1036,21 @@ pub async fn idempotency_key_allows_one_run_per_key(store: Arc<dyn Store>) {
                 .handler(|_ctx: Ctx| async move { Ok(()) }),
         )
         .unwrap();
-    let a = h.engine.send(EventInput::new("doc.uploaded", json!({ "documentId": "d1" }))).await.unwrap();
-    let b = h.engine.send(EventInput::new("doc.uploaded", json!({ "documentId": "d1" }))).await.unwrap();
-    let c = h.engine.send(EventInput::new("doc.uploaded", json!({ "documentId": "d2" }))).await.unwrap();
+    let a = h
+        .engine
+        .send(EventInput::new("doc.uploaded", json!({ "documentId": "d1" })))
+        .await
+        .unwrap();
+    let b = h
+        .engine
+        .send(EventInput::new("doc.uploaded", json!({ "documentId": "d1" })))
+        .await
+        .unwrap();
+    let c = h
+        .engine
+        .send(EventInput::new("doc.uploaded", json!({ "documentId": "d2" })))
+        .await
+        .unwrap();
     assert_eq!(a.runs.len(), 1);
     assert!(b.runs.is_empty() && !b.duplicate);
     assert!(b.skipped[0].reason.contains("idempotency key"), "{:?}", b.skipped);
@@ -844,49 +1105,106 @@ pub async fn bad_input_gets_a_clear_error(store: Arc<dyn Store>) {
     let noop = |_ctx: Ctx| async move { Ok(()) };
     let err = h
         .engine
-        .register(Function::new("bad-key").on_event("x").concurrency(1, Some("event.data.user ==")).handler(noop))
+        .register(
+            Function::new("bad-key")
+                .on_event("x")
+                .concurrency(1, Some("event.data.user =="))
+                .handler(noop),
+        )
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("concurrency[0].key") && msg.contains("column 19"), "{msg}");
+    assert!(
+        msg.contains("concurrency[0].key") && msg.contains("column 19"),
+        "{msg}"
+    );
     let err = h
         .engine
-        .register(Function::new("bad-if").on_event_if("x", "event.data.a = 1").handler(noop))
+        .register(
+            Function::new("bad-if")
+                .on_event_if("x", "event.data.a = 1")
+                .handler(noop),
+        )
         .unwrap_err();
-    assert!(err.to_string().contains("triggers[0].if") && err.to_string().contains("=="), "{err}");
+    assert!(
+        err.to_string().contains("triggers[0].if") && err.to_string().contains("=="),
+        "{err}"
+    );
     let err = h
         .engine
-        .register(Function::new("bad-root").on_event("x").idempotency("user.id").handler(noop))
+        .register(
+            Function::new("bad-root")
+                .on_event("x")
+                .idempotency("user.id")
+                .handler(noop),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("unknown name 'user'"), "{err}");
-    let err = h.engine.register(Function::new("").on_event("x").handler(noop)).unwrap_err();
-    assert!(matches!(err, EngineError::InvalidFunction { .. }), "{err}");
-    let err = h.engine.register(Function::new("zero").on_event("x").concurrency(0, None).handler(noop)).unwrap_err();
-    assert!(err.to_string().contains("at least 1"), "{err}");
-
-    h.engine.register(Function::new("sink").on_event("x").handler(noop)).unwrap();
-    let err = h.engine.send(EventInput::new("x", json!("not an object"))).await.unwrap_err();
-    assert!(err.to_string().contains("data must be a JSON object, got a string"), "{err}");
     let err = h
         .engine
-        .send_many(vec![EventInput::new("x", json!({})), EventInput::new("", json!({}))])
+        .register(Function::new("").on_event("x").handler(noop))
+        .unwrap_err();
+    assert!(matches!(err, EngineError::InvalidFunction { .. }), "{err}");
+    let err = h
+        .engine
+        .register(
+            Function::new("zero")
+                .on_event("x")
+                .concurrency(0, None)
+                .handler(noop),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("at least 1"), "{err}");
+
+    h.engine
+        .register(Function::new("sink").on_event("x").handler(noop))
+        .unwrap();
+    let err = h
+        .engine
+        .send(EventInput::new("x", json!("not an object")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("data must be a JSON object, got a string"),
+        "{err}"
+    );
+    let err = h
+        .engine
+        .send_many(vec![
+            EventInput::new("x", json!({})),
+            EventInput::new("", json!({})),
+        ])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("event #1"), "{err}");
     let big = "x".repeat(MAX_EVENT_BYTES + 1);
-    let err = h.engine.send(EventInput::new("x", json!({ "blob": big }))).await.unwrap_err();
+    let err = h
+        .engine
+        .send(EventInput::new("x", json!({ "blob": big })))
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::EventTooLarge { .. }), "{err}");
     assert!(
-        h.engine.list_runs(&RunFilter::default()).await.unwrap().runs.is_empty(),
+        h.engine
+            .list_runs(&RunFilter::default())
+            .await
+            .unwrap()
+            .runs
+            .is_empty(),
         "a rejected batch started nothing"
     );
     let err = h.engine.get_run(&RunId::from("01NOSUCHRUN")).await.unwrap_err();
     assert_eq!(err.to_string(), "run '01NOSUCHRUN' not found");
 
     h.engine
-        .register(Function::new("bad-wait").on_event("t.bad-wait").handler(|ctx: Ctx| async move {
-            ctx.wait_for_event("w", "e", Some("async.data.x >"), HOUR).await?;
-            Ok(())
-        }))
+        .register(
+            Function::new("bad-wait")
+                .on_event("t.bad-wait")
+                .handler(|ctx: Ctx| async move {
+                    ctx.wait_for_event("w", "e", Some("async.data.x >"), HOUR).await?;
+                    Ok(())
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.bad-wait", json!({})).await;
     let d = h.finished(&run).await;
@@ -897,9 +1215,11 @@ pub async fn bad_input_gets_a_clear_error(store: Arc<dyn Store>) {
 pub async fn an_empty_step_name_fails_the_run_clearly(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
-        .register(Function::new("nameless").on_event("t.nameless").handler(|ctx: Ctx| async move {
-            ctx.run("  ", || async { Ok(()) }).await
-        }))
+        .register(
+            Function::new("nameless")
+                .on_event("t.nameless")
+                .handler(|ctx: Ctx| async move { ctx.run("  ", || async { Ok(()) }).await }),
+        )
         .unwrap();
     let run = send(&h, "t.nameless", json!({})).await;
     let d = h.finished(&run).await;
@@ -913,18 +1233,22 @@ pub async fn a_changed_step_path_fails_with_non_determinism(store: Arc<dyn Store
     let b = counter();
     let (v2, b2) = (variant.clone(), b.clone());
     h.engine
-        .register(Function::new("shifty").on_event("t.shifty").handler(move |ctx: Ctx| {
-            let (variant, b) = (v2.clone(), b2.clone());
-            async move {
-                if variant.load(SeqCst) {
-                    ctx.run("b", || async { Ok(b.fetch_add(1, SeqCst)) }).await?;
-                } else {
-                    ctx.run("a", || async { Ok(0) }).await?;
-                }
-                ctx.sleep("pause", HOUR).await?;
-                Ok(())
-            }
-        }))
+        .register(
+            Function::new("shifty")
+                .on_event("t.shifty")
+                .handler(move |ctx: Ctx| {
+                    let (variant, b) = (v2.clone(), b2.clone());
+                    async move {
+                        if variant.load(SeqCst) {
+                            ctx.run("b", || async { Ok(b.fetch_add(1, SeqCst)) }).await?;
+                        } else {
+                            ctx.run("a", || async { Ok(0) }).await?;
+                        }
+                        ctx.sleep("pause", HOUR).await?;
+                        Ok(())
+                    }
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.shifty", json!({})).await;
     h.wait_status(&run, RunStatus::Sleeping).await;
@@ -934,15 +1258,23 @@ pub async fn a_changed_step_path_fails_with_non_determinism(store: Arc<dyn Store
     assert_eq!(d.run.status, RunStatus::Failed);
     let err = d.run.error.unwrap();
     assert_eq!(err.name, "NonDeterminism");
-    assert!(err.message.contains("\"a\"") && err.message.contains("\"b\""), "{}", err.message);
+    assert!(
+        err.message.contains("\"a\"") && err.message.contains("\"b\""),
+        "{}",
+        err.message
+    );
     assert_eq!(b.load(SeqCst), 0, "the new step ran before the check");
 }
 
 pub async fn runs_can_be_listed_filtered_paged_and_counted(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     let noop = |_ctx: Ctx| async move { Ok(()) };
-    h.engine.register(Function::new("lister").on_event("t.list").handler(noop)).unwrap();
-    h.engine.register(Function::new("other").on_event("t.other").handler(noop)).unwrap();
+    h.engine
+        .register(Function::new("lister").on_event("t.list").handler(noop))
+        .unwrap();
+    h.engine
+        .register(Function::new("other").on_event("t.other").handler(noop))
+        .unwrap();
     let mut mine = Vec::new();
     for i in 0..7 {
         let r = h
@@ -1007,7 +1339,10 @@ pub async fn runs_can_be_listed_filtered_paged_and_counted(store: Arc<dyn Store>
         .unwrap();
     assert!(later.runs.is_empty());
     let counts = h.engine.count_runs(&RunFilter::default()).await.unwrap();
-    let completed = counts.iter().find(|(s, _)| *s == RunStatus::Completed).map(|c| c.1);
+    let completed = counts
+        .iter()
+        .find(|(s, _)| *s == RunStatus::Completed)
+        .map(|c| c.1);
     let total: u64 = counts.iter().map(|c| c.1).sum();
     assert_eq!(total, 10);
     assert!(completed.unwrap_or(0) >= 7);
@@ -1029,16 +1364,25 @@ pub async fn a_node_that_lost_its_lease_cannot_record(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let (a, b) = (NodeId("node-a".to_string()), NodeId("node-b".to_string()));
-    let claimed = store.claim_due(&a, &["leased".to_string()], now, 10, 30_000).await.unwrap();
+    let claimed = store
+        .claim_due(&a, &["leased".to_string()], now, 10, 30_000)
+        .await
+        .unwrap();
     assert_eq!(claimed.runs.len(), 1);
     assert_eq!(claimed.runs[0].run.status, RunStatus::Running);
     let seq = claimed.runs[0].run.seq;
-    let none = store.claim_due(&b, &["leased".to_string()], now, 10, 30_000).await.unwrap();
+    let none = store
+        .claim_due(&b, &["leased".to_string()], now, 10, 30_000)
+        .await
+        .unwrap();
     assert!(none.runs.is_empty(), "a leased run was claimed twice");
     // A's lease runs out; B takes over.
     let later = now.plus(Duration::from_secs(31));
     assert_eq!(store.reclaim_expired(&b, later).await.unwrap(), 1);
-    let taken = store.claim_due(&b, &["leased".to_string()], later, 10, 30_000).await.unwrap();
+    let taken = store
+        .claim_due(&b, &["leased".to_string()], later, 10, 30_000)
+        .await
+        .unwrap();
     assert_eq!(taken.runs.len(), 1);
     let step = crate::step::StepRecord {
         step_id: "s".into(),
@@ -1062,13 +1406,25 @@ pub async fn a_node_that_lost_its_lease_cannot_record(store: Arc<dyn Store>) {
         node: b,
         ..lease_a.clone()
     };
-    let ack = store.record_step(&lease_a, &step, crate::store::StepEffect::None, later).await.unwrap();
+    let ack = store
+        .record_step(&lease_a, &step, crate::store::StepEffect::None, later)
+        .await
+        .unwrap();
     assert_eq!(ack, RecordAck::LeaseLost);
-    let ack = store.record_step(&lease_b, &step, crate::store::StepEffect::None, later).await.unwrap();
+    let ack = store
+        .record_step(&lease_b, &step, crate::store::StepEffect::None, later)
+        .await
+        .unwrap();
     assert_eq!(ack, RecordAck::Recorded);
-    let fin = store.finish_run(&lease_a, RunOutcome::Completed(json!(0)), later).await.unwrap();
+    let fin = store
+        .finish_run(&lease_a, RunOutcome::Completed(json!(0)), later)
+        .await
+        .unwrap();
     assert_eq!(fin.ack, RecordAck::LeaseLost);
-    let fin = store.finish_run(&lease_b, RunOutcome::Completed(json!(1)), later).await.unwrap();
+    let fin = store
+        .finish_run(&lease_b, RunOutcome::Completed(json!(1)), later)
+        .await
+        .unwrap();
     assert_eq!(fin.ack, RecordAck::Recorded);
     let d = store.get_run(&run_id).await.unwrap().unwrap();
     assert_eq!(d.run.status, RunStatus::Completed);
@@ -1076,23 +1432,29 @@ pub async fn a_node_that_lost_its_lease_cannot_record(store: Arc<dyn Store>) {
     assert_eq!(d.steps.len(), 1);
 }
 
-fn resumable(a: Arc<AtomicUsize>, b: Arc<AtomicUsize>, gate: Option<Arc<Notify>>) -> crate::function::FunctionDef {
-    Function::new("resumable").on_event("t.resume").handler(move |ctx: Ctx| {
-        let (a, b, gate) = (a.clone(), b.clone(), gate.clone());
-        async move {
-            ctx.run("a", || async { Ok(a.fetch_add(1, SeqCst)) }).await?;
-            ctx.sleep("nap", HOUR).await?;
-            ctx.run("b", || async {
-                b.fetch_add(1, SeqCst);
-                if let Some(g) = &gate {
-                    g.notified().await;
-                }
-                Ok(())
-            })
-            .await?;
-            Ok("resumed")
-        }
-    })
+fn resumable(
+    a: Arc<AtomicUsize>,
+    b: Arc<AtomicUsize>,
+    gate: Option<Arc<Notify>>,
+) -> crate::function::FunctionDef {
+    Function::new("resumable")
+        .on_event("t.resume")
+        .handler(move |ctx: Ctx| {
+            let (a, b, gate) = (a.clone(), b.clone(), gate.clone());
+            async move {
+                ctx.run("a", || async { Ok(a.fetch_add(1, SeqCst)) }).await?;
+                ctx.sleep("nap", HOUR).await?;
+                ctx.run("b", || async {
+                    b.fetch_add(1, SeqCst);
+                    if let Some(g) = &gate {
+                        g.notified().await;
+                    }
+                    Ok(())
+                })
+                .await?;
+                Ok("resumed")
+            }
+        })
 }
 
 pub async fn another_engine_resumes_runs_after_a_shutdown(store: Arc<dyn Store>) {
@@ -1100,7 +1462,9 @@ pub async fn another_engine_resumes_runs_after_a_shutdown(store: Arc<dyn Store>)
     let (a, b) = (counter(), counter());
     let gate = Arc::new(Notify::new());
     let h1 = Harness::start_with(store.clone(), clock.clone(), EngineConfig::default()).await;
-    h1.engine.register(resumable(a.clone(), b.clone(), Some(gate))).unwrap();
+    h1.engine
+        .register(resumable(a.clone(), b.clone(), Some(gate)))
+        .unwrap();
     let sleeper = send(&h1, "t.resume", json!({})).await;
     h1.wait_status(&sleeper, RunStatus::Sleeping).await;
     h1.advance(HOUR);
@@ -1110,14 +1474,22 @@ pub async fn another_engine_resumes_runs_after_a_shutdown(store: Arc<dyn Store>)
     }
     h1.engine.shutdown().await;
     let d = h1.engine.get_run(&sleeper).await.unwrap();
-    assert_eq!(d.run.status, RunStatus::Queued, "the interrupted run went back to the queue");
+    assert_eq!(
+        d.run.status,
+        RunStatus::Queued,
+        "the interrupted run went back to the queue"
+    );
     let h2 = Harness::start_with(store, clock, EngineConfig::default()).await;
     h2.engine.register(resumable(a.clone(), b.clone(), None)).unwrap();
     let d = h2.finished(&sleeper).await;
     assert_eq!(d.run.status, RunStatus::Completed);
     assert_eq!(d.run.output, Some(json!("resumed")));
     assert_eq!(a.load(SeqCst), 1, "recorded step 'a' ran again");
-    assert_eq!(b.load(SeqCst), 2, "the interrupted step 'b' runs again (at least once)");
+    assert_eq!(
+        b.load(SeqCst),
+        2,
+        "the interrupted step 'b' runs again (at least once)"
+    );
 }
 
 pub async fn dead_process_runs_are_taken_over_at_start(store: Arc<dyn Store>) {
@@ -1142,7 +1514,10 @@ pub async fn dead_process_runs_are_taken_over_at_start(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    let claimed = store.claim_due(&dead.id, &["resumable".to_string()], now, 1, 3_600_000).await.unwrap();
+    let claimed = store
+        .claim_due(&dead.id, &["resumable".to_string()], now, 1, 3_600_000)
+        .await
+        .unwrap();
     assert_eq!(claimed.runs.len(), 1, "the dead node held the run");
     let h = Harness::start(store).await;
     let (a, b) = (counter(), counter());
@@ -1150,17 +1525,26 @@ pub async fn dead_process_runs_are_taken_over_at_start(store: Arc<dyn Store>) {
     h.wait_status(&run_id, RunStatus::Sleeping).await;
     h.advance(HOUR);
     assert_eq!(h.finished(&run_id).await.run.status, RunStatus::Completed);
-    assert!(h.store.nodes().await.unwrap().iter().all(|n| n.id != dead.id), "the dead node was forgotten");
+    assert!(
+        h.store.nodes().await.unwrap().iter().all(|n| n.id != dead.id),
+        "the dead node was forgotten"
+    );
 }
 
 pub async fn oversized_step_output_fails_the_step(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
-        .register(Function::new("huge").on_event("t.huge").handler(|ctx: Ctx| async move {
-            ctx.run("blob", || async { Ok("x".repeat(crate::step::MAX_STEP_OUTPUT_BYTES + 10)) })
-                .await
-                .map(|s| s.len())
-        }))
+        .register(
+            Function::new("huge")
+                .on_event("t.huge")
+                .handler(|ctx: Ctx| async move {
+                    ctx.run("blob", || async {
+                        Ok("x".repeat(crate::step::MAX_STEP_OUTPUT_BYTES + 10))
+                    })
+                    .await
+                    .map(|s| s.len())
+                }),
+        )
         .unwrap();
     let run = send(&h, "t.huge", json!({})).await;
     let d = h.finished(&run).await;

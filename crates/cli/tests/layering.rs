@@ -1,0 +1,46 @@
+//! The core knows nothing of its edges: the engine crate must not depend on HTTP,
+//! SQL or AI crates, nor on any other LearnFlow crate.
+
+use std::process::Command;
+
+#[test]
+fn the_engine_depends_on_no_http_sql_or_ai_crate() {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-e",
+            "normal",
+            "-p",
+            "learnflow-engine",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(names.contains(&"tokio"), "the tree was read: {tree}");
+    for banned in [
+        "axum",
+        "hyper",
+        "reqwest",
+        "sqlx",
+        "rusqlite",
+        "libsqlite3-sys",
+        "tokio-postgres",
+        "postgres",
+        "learnflow-store-sqlite",
+        "learnflow-ai",
+        "learnflow-ingest",
+        "learnflow-server",
+    ] {
+        assert!(!names.contains(&banned), "learnflow-engine depends on {banned}");
+    }
+}
