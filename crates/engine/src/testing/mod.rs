@@ -139,6 +139,10 @@ macro_rules! store_conformance_suite {
             another_engine_resumes_runs_after_a_shutdown,
             dead_process_runs_are_taken_over_at_start,
             oversized_step_output_fails_the_step,
+            a_wait_survives_a_restart,
+            invoke_with_a_timeout_fails_when_the_child_is_late,
+            repeated_step_names_get_numbered_ids,
+            a_step_that_changes_kind_fails_with_non_determinism,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

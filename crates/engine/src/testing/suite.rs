@@ -1552,3 +1552,124 @@ pub async fn oversized_step_output_fails_the_step(store: Arc<dyn Store>) {
     assert_eq!(d.steps[0].attempts.len(), 1, "an oversized output is not retried");
     assert!(d.run.error.unwrap().message.contains("the limit is"));
 }
+
+pub async fn a_wait_survives_a_restart(store: Arc<dyn Store>) {
+    let clock = Arc::new(TestClock::new(T0));
+    let h1 = Harness::start_with(store.clone(), clock.clone(), EngineConfig::default()).await;
+    h1.engine.register(approval_function()).unwrap();
+    let run = send(&h1, "doc.uploaded", json!({ "doc": "d9" })).await;
+    h1.wait_status(&run, RunStatus::Waiting).await;
+    h1.engine.shutdown().await;
+    drop(h1);
+    let h2 = Harness::start_with(store, clock, EngineConfig::default()).await;
+    h2.engine.register(approval_function()).unwrap();
+    h2.engine
+        .send(EventInput::new(
+            "plan.approved",
+            json!({ "doc": "d9", "by": "grace" }),
+        ))
+        .await
+        .unwrap();
+    let d = h2.finished(&run).await;
+    assert_eq!(d.run.output, Some(json!({ "approved_by": "grace" })));
+}
+
+pub async fn invoke_with_a_timeout_fails_when_the_child_is_late(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    h.engine
+        .register(Function::new("sluggish").handler(|ctx: Ctx| async move {
+            ctx.sleep("long", 2 * HOUR).await?;
+            Ok(1)
+        }))
+        .unwrap();
+    h.engine
+        .register(
+            Function::new("caller")
+                .on_event("t.caller")
+                .handler(|ctx: Ctx| async move {
+                    let r = ctx.invoke::<i64>("call", "sluggish", json!({}), Some(HOUR)).await;
+                    Ok(r.err().map(|f| f.message))
+                }),
+        )
+        .unwrap();
+    let run = send(&h, "t.caller", json!({})).await;
+    let d = h.wait_status(&run, RunStatus::Waiting).await;
+    assert_eq!(d.steps[0].status, StepStatus::Invoking);
+    assert_eq!(d.steps[0].wake_at, Some(T0.plus(HOUR)));
+    h.advance(HOUR + Duration::from_secs(1));
+    let d = h.finished(&run).await;
+    let msg = d.run.output.unwrap();
+    assert!(
+        msg.as_str()
+            .unwrap()
+            .contains("did not finish before the timeout"),
+        "{msg}"
+    );
+}
+
+pub async fn repeated_step_names_get_numbered_ids(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    h.engine
+        .register(
+            Function::new("looper")
+                .on_event("t.loop")
+                .handler(|ctx: Ctx| async move {
+                    let mut total = 0;
+                    for i in 1..=3 {
+                        total += ctx.run("inc", || async move { Ok(i) }).await?;
+                    }
+                    ctx.sleep("nap", HOUR).await?;
+                    total += ctx.run("inc", || async { Ok(10) }).await?;
+                    Ok(total)
+                }),
+        )
+        .unwrap();
+    let run = send(&h, "t.loop", json!({})).await;
+    h.wait_status(&run, RunStatus::Sleeping).await;
+    h.advance(HOUR);
+    let d = h.finished(&run).await;
+    assert_eq!(
+        d.run.output,
+        Some(json!(16)),
+        "replayed ids map to the same results"
+    );
+    let ids: Vec<&str> = d.steps.iter().map(|s| s.step_id.as_str()).collect();
+    assert_eq!(ids, ["inc", "inc:1", "inc:2", "nap", "inc:3"]);
+    assert!(d.steps.iter().all(|s| s.name == "inc" || s.name == "nap"));
+}
+
+pub async fn a_step_that_changes_kind_fails_with_non_determinism(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    let variant = Arc::new(AtomicBool::new(false));
+    let v2 = variant.clone();
+    h.engine
+        .register(
+            Function::new("morph")
+                .on_event("t.morph")
+                .handler(move |ctx: Ctx| {
+                    let variant = v2.clone();
+                    async move {
+                        ctx.sleep("nap", HOUR).await?;
+                        if variant.load(SeqCst) {
+                            ctx.sleep("x", HOUR).await?;
+                        } else {
+                            ctx.run("x", || async { Ok(()) }).await?;
+                        }
+                        ctx.sleep("nap2", HOUR).await?;
+                        Ok(())
+                    }
+                }),
+        )
+        .unwrap();
+    let run = send(&h, "t.morph", json!({})).await;
+    h.wait_status(&run, RunStatus::Sleeping).await;
+    h.advance(HOUR);
+    h.wait_until(&run, "past step x", |d| d.steps.len() == 3).await;
+    variant.store(true, SeqCst);
+    h.advance(HOUR);
+    let d = h.finished(&run).await;
+    assert_eq!(d.run.status, RunStatus::Failed);
+    let err = d.run.error.unwrap();
+    assert_eq!(err.name, "NonDeterminism");
+    assert!(err.message.contains("recorded as a run step"), "{}", err.message);
+}
