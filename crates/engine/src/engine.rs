@@ -225,6 +225,7 @@ impl Core {
     pub fn after_cancel(
         &self,
         run_id: &RunId,
+        function_id: &str,
         owner: Option<&NodeId>,
         reason: &ErrorInfo,
         parent: Option<ParentWake>,
@@ -234,13 +235,9 @@ impl Core {
                 ctx.inner.state.lock().cancel(reason.clone());
             }
         }
-        let function_id = self
-            .local_run(run_id)
-            .map(|c| c.function_id().to_string())
-            .unwrap_or_default();
         self.publish(
             run_id,
-            &function_id,
+            function_id,
             UpdateKind::Cancelled {
                 reason: reason.clone(),
             },
@@ -257,9 +254,18 @@ impl Core {
                 action: "cancel",
             }),
             CancelResult::Cancelled {
-                lease_owner, parent, ..
+                function_id,
+                lease_owner,
+                parent,
+                ..
             } => {
-                self.after_cancel(id, lease_owner.as_ref(), &reason, parent.map(|p| *p));
+                self.after_cancel(
+                    id,
+                    &function_id,
+                    lease_owner.as_ref(),
+                    &reason,
+                    parent.map(|p| *p),
+                );
                 Ok(())
             }
         }

@@ -57,6 +57,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod duration;
 pub mod engine;
 pub mod error;

@@ -15,6 +15,8 @@
 //! holds leases on the runs it executes. Concurrency limits are per process with this
 //! store.
 
+#![warn(missing_docs)]
+
 mod bench;
 mod error;
 mod events;

@@ -366,6 +366,7 @@ pub(crate) fn cancel_seq(
         now,
     )?;
     Ok(CancelResult::Cancelled {
+        function_id: run.function_id,
         previous: run.status,
         lease_owner: run.lease_owner,
         parent: parent.map(Box::new),

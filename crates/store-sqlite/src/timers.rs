@@ -94,17 +94,17 @@ pub(crate) fn expire_deadlines(conn: &Connection, now: Timestamp) -> Result<Vec<
     let mut out = Vec::new();
     for (seq, why) in due {
         let reason = ErrorInfo::new("Timeout", why);
-        let run_id: Option<String> = conn
-            .prepare_cached("SELECT id FROM runs WHERE seq = ?1")
-            .and_then(|mut s| s.query_row([seq], |r| r.get(0)).optional())
-            .map_err(map_err)?;
-        if let CancelResult::Cancelled {
-            lease_owner, parent, ..
-        } = crate::runs::cancel_seq(conn, seq, &reason, now)?
-        {
-            if let Some(id) = run_id {
+        if let Some(run) = crate::rows::run_by_seq(conn, seq)? {
+            if let CancelResult::Cancelled {
+                function_id,
+                lease_owner,
+                parent,
+                ..
+            } = crate::runs::cancel_seq(conn, seq, &reason, now)?
+            {
                 out.push(CancelledRun {
-                    run_id: learnflow_engine::RunId(id),
+                    run_id: run.id,
+                    function_id,
                     lease_owner,
                     parent: parent.map(|p| *p),
                     reason,

@@ -85,7 +85,13 @@ async fn maintain(core: &Arc<Core>, now: Timestamp) {
     match core.store.expire_deadlines(now).await {
         Ok(cancelled) => {
             for c in cancelled {
-                core.after_cancel(&c.run_id, c.lease_owner.as_ref(), &c.reason, c.parent);
+                core.after_cancel(
+                    &c.run_id,
+                    &c.function_id,
+                    c.lease_owner.as_ref(),
+                    &c.reason,
+                    c.parent,
+                );
             }
         }
         Err(e) => tracing::warn!("could not expire deadlines: {e}"),

@@ -94,6 +94,8 @@ pub(crate) struct RunState {
     pub journal: HashMap<String, StepRecord>,
     occurrences: HashMap<String, u32>,
     visited: HashSet<String>,
+    /// How many journal entries the code has reached in this execution.
+    visited_recorded: usize,
     pending_new: Vec<(String, Waker)>,
     granted: HashSet<String>,
     executing: usize,
@@ -111,6 +113,7 @@ impl RunState {
             journal: journal.into_iter().map(|s| (s.step_id.clone(), s)).collect(),
             occurrences: HashMap::new(),
             visited: HashSet::new(),
+            visited_recorded: 0,
             pending_new: Vec::new(),
             granted: HashSet::new(),
             executing: 0,
@@ -131,13 +134,8 @@ impl RunState {
             return Err(Outcome::Fatal(f));
         }
         if !self.pending_new.is_empty() && self.cancelled.is_none() {
-            let mut skipped: Vec<&String> = self
-                .journal
-                .keys()
-                .filter(|k| !self.visited.contains(*k))
-                .collect();
-            if !skipped.is_empty() {
-                skipped.sort();
+            if self.visited_recorded < self.journal.len() {
+                let skipped = self.unvisited();
                 let new: Vec<&str> = self.pending_new.iter().map(|(id, _)| id.as_str()).collect();
                 return Err(Outcome::Fatal(Fatal::NonDeterminism(format!(
                     "the code reached new step(s) {new:?} but never reached recorded step(s) {skipped:?}: \
@@ -190,6 +188,14 @@ impl RunState {
         })
     }
 
+    /// Keeps a step record (new or updated) in the in-memory journal.
+    pub fn remember(&mut self, step: StepRecord) {
+        let id = step.step_id.clone();
+        if self.journal.insert(id.clone(), step).is_none() && self.visited.contains(&id) {
+            self.visited_recorded += 1;
+        }
+    }
+
     /// Recorded steps the code has not reached in this execution.
     pub fn unvisited(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -205,7 +211,7 @@ impl RunState {
     /// A step settled elsewhere (an event matched a wait, an invoked run ended).
     pub fn settle_from_outside(&mut self, step: StepRecord) {
         let id = step.step_id.clone();
-        self.journal.insert(id.clone(), step);
+        self.remember(step);
         if let Some(p) = self.parked.get_mut(&id) {
             p.resolved = true;
             if let Some(w) = p.waker.take() {
@@ -387,6 +393,9 @@ impl Ctx {
         };
         s.occurrences.insert(name.to_string(), n);
         s.visited.insert(id.clone());
+        if s.journal.contains_key(&id) {
+            s.visited_recorded += 1;
+        }
         Ok(id)
     }
 
@@ -479,15 +488,11 @@ impl Ctx {
         let now = self.now();
         match env.core.store.record_step(&env.lease, rec, effect, now).await {
             Ok(RecordAck::Recorded) => {
-                self.inner
-                    .state
-                    .lock()
-                    .journal
-                    .insert(rec.step_id.clone(), rec.clone());
+                self.inner.state.lock().remember(rec.clone());
             }
             Ok(RecordAck::Cancelled) => {
                 let mut s = self.inner.state.lock();
-                s.journal.insert(rec.step_id.clone(), rec.clone());
+                s.remember(rec.clone());
                 s.cancel(ErrorInfo::new("Cancelled", "the run was cancelled"));
             }
             Ok(RecordAck::LeaseLost) => self.fail_execution(Fatal::LeaseLost).await,
@@ -852,7 +857,7 @@ impl Ctx {
                     let out = step.output.clone();
                     {
                         let mut s = self.inner.state.lock();
-                        s.journal.insert(id.clone(), step);
+                        s.remember(step);
                         if ack == RecordAck::Cancelled {
                             s.cancel(ErrorInfo::new("Cancelled", "the run was cancelled"));
                         }

@@ -106,6 +106,8 @@ pub enum CancelResult {
     AlreadyEnded(RunStatus),
     /// Cancelled.
     Cancelled {
+        /// Its function.
+        function_id: String,
         /// Its state before.
         previous: RunStatus,
         /// The node that was executing it.

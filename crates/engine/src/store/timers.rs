@@ -35,6 +35,8 @@ pub struct ClaimBatch {
 pub struct CancelledRun {
     /// The run.
     pub run_id: RunId,
+    /// Its function.
+    pub function_id: String,
     /// The node executing it, if any.
     pub lease_owner: Option<NodeId>,
     /// Its parent, woken.

@@ -13,6 +13,8 @@
 //! Tests use a [`TestClock`], so sleeps, backoff, throttles and timeouts take no real
 //! time.
 
+// Each test function is named for the behaviour it checks.
+#[allow(missing_docs)]
 pub mod suite;
 
 use std::sync::Arc;
