@@ -3,10 +3,16 @@
 //! The AI side of LearnFlow, with no dependency on the engine: providers, agents,
 //! schema-checked outputs, embeddings, chunking and retrieval.
 
+pub mod agents;
+pub mod answer;
 pub mod doc;
+pub mod embed;
+pub mod nlp;
 pub mod provider;
+pub mod rag;
 pub mod record;
 pub mod runner;
 pub mod schema;
+pub mod studio;
 #[cfg(feature = "fake-server")]
 pub mod testing;

@@ -38,7 +38,7 @@ impl Validator {
             .iter_errors(instance)
             .take(5)
             .map(|e| {
-                let path = e.instance_path.to_string();
+                let path = e.instance_path().to_string();
                 if path.is_empty() {
                     e.to_string()
                 } else {

@@ -17,6 +17,88 @@ pub struct Config {
     pub database_url: Option<String>,
     /// SQLite commit durability.
     pub sqlite_durability: Durability,
+    /// Language models and embeddings.
+    pub ai: AiConfig,
+    /// Extraction.
+    pub ingest: IngestConfig,
+    /// How long a run under review waits for `plan.approved`.
+    pub review_timeout: std::time::Duration,
+}
+
+/// Language-model and embedding settings (`[ai]` in the file, `LEARNFLOW_*` in the
+/// environment).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AiConfig {
+    /// `local` (offline, the default) or `openai`.
+    pub provider: String,
+    /// OpenAI-compatible base URL, up to `/v1`.
+    pub openai_base_url: String,
+    /// Its API key (empty for servers without one; also read from `OPENAI_API_KEY`).
+    pub openai_api_key: String,
+    /// Its chat model.
+    pub openai_model: String,
+    /// Per-request timeout, seconds.
+    pub openai_timeout_secs: u64,
+    /// Price per million prompt tokens, US dollars (enables cost figures).
+    pub price_input_per_million: Option<f64>,
+    /// Price per million generated tokens.
+    pub price_output_per_million: Option<f64>,
+    /// `auto` (MiniLM, or the hash embedder when the model cannot be had), `minilm`,
+    /// `hash` or `openai`.
+    pub embedder: String,
+    /// Embedding model of the OpenAI-compatible endpoint.
+    pub embed_model: String,
+    /// Embeddings base URL (default: `openai_base_url`).
+    pub embed_base_url: Option<String>,
+    /// Where model files are cached (default: `DATA_DIR/models`).
+    pub models_dir: Option<PathBuf>,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        AiConfig {
+            provider: "local".into(),
+            openai_base_url: "https://api.openai.com/v1".into(),
+            openai_api_key: String::new(),
+            openai_model: "gpt-4o-mini".into(),
+            openai_timeout_secs: 120,
+            price_input_per_million: None,
+            price_output_per_million: None,
+            embedder: "auto".into(),
+            embed_model: "text-embedding-3-small".into(),
+            embed_base_url: None,
+            models_dir: None,
+        }
+    }
+}
+
+/// Extraction settings (`[ingest]`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Tesseract language(s), such as `eng` or `eng+fra`.
+    pub ocr_language: String,
+    /// Largest upload, MiB.
+    pub max_file_mb: u64,
+    /// Most pages.
+    pub max_pages: u32,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            ocr_language: "eng".into(),
+            max_file_mb: 50,
+            max_pages: 500,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PipelineFile {
+    review_timeout: Option<String>,
 }
 
 /// The TOML file's shape (every key optional).
@@ -26,6 +108,27 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     sqlite_durability: Option<String>,
+    #[serde(default)]
+    ai: Option<AiConfig>,
+    #[serde(default)]
+    ingest: Option<IngestConfig>,
+    #[serde(default)]
+    pipeline: PipelineFile,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+    match env(name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("environment variable {name}={v:?} is not a valid value")),
+    }
 }
 
 /// Values from flags and the environment (clap fills both).
@@ -62,6 +165,60 @@ impl Config {
             .map(|s| parse_durability(&s))
             .transpose()?
             .unwrap_or_default();
+        let mut ai = from_file.ai.unwrap_or_default();
+        if let Some(v) = env("LEARNFLOW_PROVIDER") {
+            ai.provider = v;
+        }
+        if let Some(v) = env("LEARNFLOW_OPENAI_BASE_URL") {
+            ai.openai_base_url = v;
+        }
+        if let Some(v) = env("LEARNFLOW_OPENAI_API_KEY").or_else(|| env("OPENAI_API_KEY")) {
+            ai.openai_api_key = v;
+        }
+        if let Some(v) = env("LEARNFLOW_OPENAI_MODEL") {
+            ai.openai_model = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_OPENAI_TIMEOUT_SECS")? {
+            ai.openai_timeout_secs = v;
+        }
+        if let Some(v) = env("LEARNFLOW_EMBEDDER") {
+            ai.embedder = v;
+        }
+        if let Some(v) = env("LEARNFLOW_EMBED_MODEL") {
+            ai.embed_model = v;
+        }
+        if let Some(v) = env("LEARNFLOW_EMBED_BASE_URL") {
+            ai.embed_base_url = Some(v);
+        }
+        if let Some(v) = env("LEARNFLOW_MODELS_DIR") {
+            ai.models_dir = Some(PathBuf::from(v));
+        }
+        if !["local", "openai"].contains(&ai.provider.as_str()) {
+            bail!("provider must be 'local' or 'openai', not '{}'", ai.provider);
+        }
+        if !["auto", "minilm", "hash", "openai"].contains(&ai.embedder.as_str()) {
+            bail!(
+                "embedder must be 'auto', 'minilm', 'hash' or 'openai', not '{}'",
+                ai.embedder
+            );
+        }
+        let mut ingest = from_file.ingest.unwrap_or_default();
+        if let Some(v) = env("LEARNFLOW_OCR_LANGUAGE") {
+            ingest.ocr_language = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_MAX_FILE_MB")? {
+            ingest.max_file_mb = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_MAX_PAGES")? {
+            ingest.max_pages = v;
+        }
+        let review = env("LEARNFLOW_REVIEW_TIMEOUT").or(from_file.pipeline.review_timeout);
+        let review_timeout = match review {
+            Some(t) => {
+                learnflow_engine::duration::parse(&t).map_err(|e| anyhow::anyhow!("review timeout: {e}"))?
+            }
+            None => std::time::Duration::from_secs(24 * 3600),
+        };
         Ok(Config {
             data_dir: over
                 .data_dir
@@ -69,7 +226,18 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from("learnflow-data")),
             database_url: over.database_url.or(from_file.database_url),
             sqlite_durability: durability,
+            ai,
+            ingest,
+            review_timeout,
         })
+    }
+
+    /// Where model files are cached.
+    pub fn models_dir(&self) -> PathBuf {
+        self.ai
+            .models_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("models"))
     }
 
     /// The SQLite file the store lives in.

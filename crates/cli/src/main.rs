@@ -42,6 +42,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Turn a document into a study pack (resumes if interrupted).
+    Process(cmd::process::ProcessArgs),
+    /// Ask a question about a processed document; the answer cites its pages.
+    Ask(cmd::ask::AskArgs),
+    /// Approve (and optionally edit) the plan of a document waiting for review.
+    Approve(cmd::approve::ApproveArgs),
+    /// Manage the offline models.
+    #[command(subcommand)]
+    Models(cmd::models::ModelsCommand),
     /// Run a sample durable pipeline and print its step journal.
     Demo(cmd::demo::DemoArgs),
     /// Inspect, cancel and replay runs.
@@ -84,6 +93,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Process(args) => cmd::process::run(&config, args).await,
+            Command::Ask(args) => cmd::ask::run(&config, args).await,
+            Command::Approve(args) => cmd::approve::run(&config, args).await,
+            Command::Models(c) => cmd::models::run(&config, c).await,
             Command::Demo(args) => cmd::demo::run(&config, args).await,
             Command::Runs(c) => cmd::runs::run(&config, c).await,
             Command::Bench(c) => cmd::bench::run(&config, c).await,

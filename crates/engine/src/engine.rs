@@ -271,6 +271,126 @@ impl Core {
         }
     }
 
+    /// Sends several events in one store transaction. All are checked first: one bad
+    /// event sends none.
+    pub(crate) async fn send_many(&self, inputs: Vec<EventInput>) -> Result<Vec<SendReceipt>, EngineError> {
+        let core = self;
+        let now = core.clock.now();
+        let many = inputs.len() > 1;
+        let events = inputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, input)| {
+                input.into_event(now).map_err(|e| match e {
+                    EngineError::InvalidEvent(msg) if many => {
+                        EngineError::InvalidEvent(format!("event #{i}: {msg}"))
+                    }
+                    other => other,
+                })
+            })
+            .collect::<Result<Vec<Event>, EngineError>>()?;
+        let functions: Vec<Arc<CompiledFunction>> = core.registry.read().values().cloned().collect();
+        let mut function_of: HashMap<RunId, String> = HashMap::new();
+        let batch: Vec<AppendEvent> = events
+            .iter()
+            .map(|event| {
+                let value = event.to_expr_value();
+                let runs: Vec<NewRun> = functions
+                    .iter()
+                    .filter(|f| f.is_triggered_by(event, &value))
+                    .map(|f| core.new_run(f, event, now))
+                    .collect();
+                for r in &runs {
+                    function_of.insert(r.id.clone(), r.function_id.clone());
+                }
+                AppendEvent {
+                    event: event.clone(),
+                    runs,
+                }
+            })
+            .collect();
+        let outcomes = core
+            .store
+            .append_events(batch, now, core.config.dedupe_window)
+            .await?;
+        let mut receipts = Vec::with_capacity(outcomes.len());
+        let mut started = false;
+        for (event, out) in events.iter().zip(outcomes) {
+            for id in &out.created {
+                started = true;
+                let f = function_of.get(id).map(String::as_str).unwrap_or_default();
+                core.publish(id, f, UpdateKind::Queued);
+            }
+            if !out.waits.is_empty() {
+                let incoming = event.to_expr_value();
+                for cand in out.waits {
+                    core.offer_to_wait(event, &incoming, cand).await?;
+                }
+            }
+            receipts.push(SendReceipt {
+                event_id: out.event_id,
+                duplicate: out.duplicate,
+                runs: out.created,
+                skipped: out.skipped,
+            });
+        }
+        if started {
+            core.wake_dispatcher();
+        }
+        Ok(receipts)
+    }
+
+    async fn offer_to_wait(
+        &self,
+        event: &Event,
+        incoming: &serde_json::Value,
+        cand: crate::store::WaitCandidate,
+    ) -> Result<(), EngineError> {
+        let core = self;
+        let own = cand.run_event.to_expr_value();
+        let scope = Scope::new().with("event", &own).with("async", incoming);
+        let matched = match &cand.wait.expr {
+            None => true,
+            Some(src) => match crate::expr::Expr::parse(src, &["event", "async"]) {
+                Ok(e) => e.matches(&scope),
+                Err(e) => {
+                    tracing::warn!(wait = %cand.wait.id, "stored wait expression no longer parses: {e}");
+                    false
+                }
+            },
+        };
+        if !matched {
+            return Ok(());
+        }
+        match &cand.wait.step_id {
+            None => {
+                let reason = ErrorInfo::new(
+                    "Cancelled",
+                    format!("cancelled by event '{}' (id {})", event.name, event.id),
+                );
+                match core.cancel_run(&cand.wait.run_id, reason).await {
+                    Ok(()) | Err(EngineError::InvalidRunState { .. }) | Err(EngineError::RunNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Some(_) => {
+                if let Some(WaitResolution {
+                    run_id,
+                    step,
+                    queued,
+                    lease_owner,
+                }) = core
+                    .store
+                    .resolve_wait(&cand.wait.id, event, core.clock.now())
+                    .await?
+                {
+                    core.deliver(&run_id, step, queued, lease_owner.as_ref());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Starts executing a claimed run on this node. The returned receiver fires once
     /// the run's code has been polled for the first time, so its first steps have
     /// asked for their concurrency slots: the dispatcher waits for it to start runs of
@@ -655,121 +775,7 @@ impl Engine {
     /// Sends several events in one store transaction. All are checked first: one bad
     /// event sends none.
     pub async fn send_many(&self, inputs: Vec<EventInput>) -> Result<Vec<SendReceipt>, EngineError> {
-        let core = &self.core;
-        let now = core.clock.now();
-        let many = inputs.len() > 1;
-        let events = inputs
-            .into_iter()
-            .enumerate()
-            .map(|(i, input)| {
-                input.into_event(now).map_err(|e| match e {
-                    EngineError::InvalidEvent(msg) if many => {
-                        EngineError::InvalidEvent(format!("event #{i}: {msg}"))
-                    }
-                    other => other,
-                })
-            })
-            .collect::<Result<Vec<Event>, EngineError>>()?;
-        let functions: Vec<Arc<CompiledFunction>> = core.registry.read().values().cloned().collect();
-        let mut function_of: HashMap<RunId, String> = HashMap::new();
-        let batch: Vec<AppendEvent> = events
-            .iter()
-            .map(|event| {
-                let value = event.to_expr_value();
-                let runs: Vec<NewRun> = functions
-                    .iter()
-                    .filter(|f| f.is_triggered_by(event, &value))
-                    .map(|f| core.new_run(f, event, now))
-                    .collect();
-                for r in &runs {
-                    function_of.insert(r.id.clone(), r.function_id.clone());
-                }
-                AppendEvent {
-                    event: event.clone(),
-                    runs,
-                }
-            })
-            .collect();
-        let outcomes = core
-            .store
-            .append_events(batch, now, core.config.dedupe_window)
-            .await?;
-        let mut receipts = Vec::with_capacity(outcomes.len());
-        let mut started = false;
-        for (event, out) in events.iter().zip(outcomes) {
-            for id in &out.created {
-                started = true;
-                let f = function_of.get(id).map(String::as_str).unwrap_or_default();
-                core.publish(id, f, UpdateKind::Queued);
-            }
-            if !out.waits.is_empty() {
-                let incoming = event.to_expr_value();
-                for cand in out.waits {
-                    self.offer_to_wait(event, &incoming, cand).await?;
-                }
-            }
-            receipts.push(SendReceipt {
-                event_id: out.event_id,
-                duplicate: out.duplicate,
-                runs: out.created,
-                skipped: out.skipped,
-            });
-        }
-        if started {
-            core.wake_dispatcher();
-        }
-        Ok(receipts)
-    }
-
-    async fn offer_to_wait(
-        &self,
-        event: &Event,
-        incoming: &serde_json::Value,
-        cand: crate::store::WaitCandidate,
-    ) -> Result<(), EngineError> {
-        let core = &self.core;
-        let own = cand.run_event.to_expr_value();
-        let scope = Scope::new().with("event", &own).with("async", incoming);
-        let matched = match &cand.wait.expr {
-            None => true,
-            Some(src) => match crate::expr::Expr::parse(src, &["event", "async"]) {
-                Ok(e) => e.matches(&scope),
-                Err(e) => {
-                    tracing::warn!(wait = %cand.wait.id, "stored wait expression no longer parses: {e}");
-                    false
-                }
-            },
-        };
-        if !matched {
-            return Ok(());
-        }
-        match &cand.wait.step_id {
-            None => {
-                let reason = ErrorInfo::new(
-                    "Cancelled",
-                    format!("cancelled by event '{}' (id {})", event.name, event.id),
-                );
-                match core.cancel_run(&cand.wait.run_id, reason).await {
-                    Ok(()) | Err(EngineError::InvalidRunState { .. }) | Err(EngineError::RunNotFound(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Some(_) => {
-                if let Some(WaitResolution {
-                    run_id,
-                    step,
-                    queued,
-                    lease_owner,
-                }) = core
-                    .store
-                    .resolve_wait(&cand.wait.id, event, core.clock.now())
-                    .await?
-                {
-                    core.deliver(&run_id, step, queued, lease_owner.as_ref());
-                }
-            }
-        }
-        Ok(())
+        self.core.send_many(inputs).await
     }
 
     /// A run with its event and step journal.

@@ -208,7 +208,7 @@ async fn chat(State(state): State<Arc<FakeState>>, Json(body): Json<Value>) -> R
                 .cloned()
                 .or_else(|| schema_from_prompt(&prompt));
             let content = match schema {
-                Some(s) => sample(&s, &citations(&prompt), &mut 0).to_string(),
+                Some(s) => sample_root(&s, &citations(&prompt)).to_string(),
                 None => "This is a plain answer from the fake server.".to_string(),
             };
             (content, Vec::new())
@@ -279,8 +279,38 @@ fn citations(prompt: &str) -> Vec<(String, u64)> {
     out
 }
 
-/// A value that validates against `schema` (for the subset of JSON Schema agents use).
-pub fn sample(schema: &Value, cites: &[(String, u64)], counter: &mut usize) -> Value {
+/// A value that validates against `schema` (for the subset of JSON Schema agents use:
+/// objects, arrays, scalars, `enum`, `const`, local `$ref`s, and the simple `pattern`s
+/// of LearnFlow's schemas).
+pub fn sample_root(schema: &Value, cites: &[(String, u64)]) -> Value {
+    sample(schema, schema, cites, &mut 0)
+}
+
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => r
+            .strip_prefix('#')
+            .and_then(|p| root.pointer(p))
+            .unwrap_or(schema),
+        None => schema,
+    }
+}
+
+fn patterned(pattern: &str, n: usize, cites: &[(String, u64)]) -> Option<String> {
+    match pattern {
+        "^c[0-9]+$" => Some(cites.first().map_or_else(|| "c0".to_string(), |c| c.0.clone())),
+        "^[A-Z]{3,7}$" => Some("ABCD".into()),
+        "____" => Some(format!("Fake ____ sentence {n}")),
+        p if p.starts_with('^') && p.ends_with("[0-9]+$") => {
+            Some(format!("{}{n}", &p[1..p.len() - "[0-9]+$".len()]))
+        }
+        p if p.starts_with("^(flowchart|graph)") => Some("flowchart TD\n  n1[\"A\"] --> n2[\"B\"]".into()),
+        _ => None,
+    }
+}
+
+fn sample(root: &Value, schema: &Value, cites: &[(String, u64)], counter: &mut usize) -> Value {
+    let schema = resolve(root, schema);
     *counter += 1;
     let n = *counter;
     if let Some(c) = schema.get("const") {
@@ -295,7 +325,7 @@ pub fn sample(schema: &Value, cites: &[(String, u64)], counter: &mut usize) -> V
     }
     for key in ["oneOf", "anyOf"] {
         if let Some(first) = schema.get(key).and_then(Value::as_array).and_then(|a| a.first()) {
-            return sample(first, cites, counter);
+            return sample(root, first, cites, counter);
         }
     }
     let ty = match schema.get("type") {
@@ -324,7 +354,7 @@ pub fn sample(schema: &Value, cites: &[(String, u64)], counter: &mut usize) -> V
                     let value = if k == "mermaid" {
                         json!("flowchart TD\n  n1[\"Concept A\"] --> n2[\"Concept B\"]")
                     } else {
-                        sample(v, cites, counter)
+                        sample(root, v, cites, counter)
                     };
                     out.insert(k.clone(), value);
                 }
@@ -337,16 +367,23 @@ pub fn sample(schema: &Value, cites: &[(String, u64)], counter: &mut usize) -> V
                 .get("items")
                 .cloned()
                 .unwrap_or(json!({ "type": "string" }));
-            Value::Array((0..min).map(|_| sample(&items, cites, counter)).collect())
+            Value::Array((0..min).map(|_| sample(root, &items, cites, counter)).collect())
         }
         "integer" | "number" => {
             let min = schema.get("minimum").and_then(Value::as_i64).unwrap_or(1);
             let max = schema.get("maximum").and_then(Value::as_i64).unwrap_or(i64::MAX);
             json!(min.max(0).min(max).max(min))
         }
-        "boolean" => json!(n % 2 == 0),
+        "boolean" => json!(n.is_multiple_of(2)),
         "null" => Value::Null,
         _ => {
+            if let Some(p) = schema
+                .get("pattern")
+                .and_then(Value::as_str)
+                .and_then(|p| patterned(p, n, cites))
+            {
+                return json!(p);
+            }
             let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
             let max = schema.get("maxLength").and_then(Value::as_u64).unwrap_or(200) as usize;
             let mut s = format!("Fake text {n}");
@@ -424,7 +461,7 @@ mod tests {
         });
         let cites = citations("[c0 p.1] alpha\n[c7 p.3] beta");
         assert_eq!(cites, vec![("c0".to_string(), 1), ("c7".to_string(), 3)]);
-        let v = sample(&schema, &cites, &mut 0);
+        let v = sample_root(&schema, &cites);
         let validator = crate::schema::Validator::new(&schema).unwrap();
         validator.validate(&v).unwrap();
         assert!(v["mermaid"].as_str().unwrap().starts_with("flowchart TD"));

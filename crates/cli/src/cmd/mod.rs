@@ -1,7 +1,12 @@
 //! The subcommands.
 
+pub mod app;
+pub mod approve;
+pub mod ask;
 pub mod bench;
 pub mod demo;
+pub mod models;
+pub mod process;
 pub mod runs;
 
 use std::sync::Arc;

@@ -33,7 +33,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::engine::Core;
-use crate::event::{json_type, Event, INVOKED_EVENT};
+use crate::event::{json_type, Event, EventInput, INVOKED_EVENT};
 use crate::expr::Expr;
 use crate::failure::{ErrorInfo, Failure};
 use crate::ids::{new_ulid, RunId};
@@ -871,6 +871,42 @@ impl Ctx {
                 }
             }
         }
+    }
+
+    /// Sends events as a durable step (like Inngest's `step.sendEvent`): they are sent
+    /// once, and a replay returns the recorded event ids. Events without an id get one
+    /// derived from the run and step, so a send repeated after a crash is deduplicated.
+    /// Returns the event ids.
+    pub fn send_events<'a>(
+        &'a self,
+        name: &str,
+        events: Vec<EventInput>,
+    ) -> impl Future<Output = Result<Vec<String>, Failure>> + Send + 'a {
+        let base = format!("{}-{}", self.run_id(), name);
+        let events: Vec<EventInput> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut e)| {
+                if e.id.is_none() {
+                    e.id = Some(format!("{base}-{i}"));
+                }
+                e
+            })
+            .collect();
+        let core = self.env().core.clone();
+        self.run(name, move || {
+            let (core, events) = (core.clone(), events.clone());
+            async move {
+                let receipts = core.send_many(events).await.map_err(|e| match e {
+                    crate::error::EngineError::InvalidEvent(_)
+                    | crate::error::EngineError::EventTooLarge { .. } => {
+                        Failure::non_retriable(e.to_string())
+                    }
+                    other => Failure::retriable(other.to_string()),
+                })?;
+                Ok(receipts.into_iter().map(|r| r.event_id).collect::<Vec<String>>())
+            }
+        })
     }
 
     /// Invokes function `function_id` with `data` (a JSON object) as a step and

@@ -145,6 +145,7 @@ macro_rules! store_conformance_suite {
             invoke_with_a_timeout_fails_when_the_child_is_late,
             repeated_step_names_get_numbered_ids,
             a_step_that_changes_kind_fails_with_non_determinism,
+            send_events_starts_other_functions_once,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

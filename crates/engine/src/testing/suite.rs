@@ -1673,3 +1673,66 @@ pub async fn a_step_that_changes_kind_fails_with_non_determinism(store: Arc<dyn 
     assert_eq!(err.name, "NonDeterminism");
     assert!(err.message.contains("recorded as a run step"), "{}", err.message);
 }
+
+pub async fn send_events_starts_other_functions_once(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    let received = counter();
+    let r2 = received.clone();
+    h.engine
+        .register(
+            Function::new("listener")
+                .on_event("t.notified")
+                .handler(move |ctx: Ctx| {
+                    let received = r2.clone();
+                    async move {
+                        received.fetch_add(1, SeqCst);
+                        Ok(ctx.event().data["doc"].clone())
+                    }
+                }),
+        )
+        .unwrap();
+    h.engine
+        .register(
+            Function::new("notifier")
+                .on_event("t.notify")
+                .handler(|ctx: Ctx| async move {
+                    let ids = ctx
+                        .send_events(
+                            "notify",
+                            vec![EventInput::new("t.notified", json!({ "doc": "d1" }))],
+                        )
+                        .await?;
+                    ctx.sleep("then-rest", HOUR).await?;
+                    Ok(ids)
+                }),
+        )
+        .unwrap();
+    let run = send(&h, "t.notify", json!({})).await;
+    h.wait_status(&run, RunStatus::Sleeping).await;
+    h.advance(HOUR);
+    let d = h.finished(&run).await;
+    let ids = d.run.output.unwrap();
+    assert_eq!(
+        ids,
+        json!([format!("{run}-notify-0")]),
+        "the id is derived from run and step"
+    );
+    let listener = h
+        .engine
+        .list_runs(&RunFilter {
+            function_id: Some("listener".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        listener.runs.len(),
+        1,
+        "the replay after the sleep did not send again"
+    );
+    assert_eq!(
+        h.finished(&listener.runs[0].id).await.run.output,
+        Some(json!("d1"))
+    );
+    assert_eq!(received.load(SeqCst), 1);
+}

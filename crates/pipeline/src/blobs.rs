@@ -1,0 +1,133 @@
+//! Blob storage for uploaded files, through `object_store`: a local folder by default
+//! (S3 and friends arrive with the multi-node issue).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutPayload};
+use sha2::{Digest, Sha256};
+
+/// Blob storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The key is not a valid object path.
+    #[error("invalid blob key '{key}': {message}")]
+    BadKey {
+        /// The key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// No blob with this key.
+    #[error("blob '{0}' not found")]
+    NotFound(String),
+    /// The storage failed.
+    #[error("blob storage error: {0}")]
+    Storage(String),
+}
+
+/// Where uploaded files live.
+#[derive(Clone)]
+pub struct BlobStore {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlobStore({})", self.inner)
+    }
+}
+
+/// The key of a user's file: `<user>/<sha256>`.
+pub fn blob_key(user_id: &str, sha256_hex: &str) -> String {
+    let user: String = user_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{user}/{sha256_hex}")
+}
+
+/// SHA-256 of bytes, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl BlobStore {
+    /// Blobs in a local folder (created if needed).
+    pub fn local(dir: &Path) -> Result<Self, BlobError> {
+        std::fs::create_dir_all(dir).map_err(|e| BlobError::Storage(format!("{}: {e}", dir.display())))?;
+        let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| BlobError::Storage(e.to_string()))?;
+        Ok(BlobStore { inner: Arc::new(fs) })
+    }
+
+    /// Blobs in any object store.
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        BlobStore { inner }
+    }
+
+    fn path(key: &str) -> Result<ObjectPath, BlobError> {
+        ObjectPath::parse(key).map_err(|e| BlobError::BadKey {
+            key: key.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Stores bytes under `key`.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+        self.inner
+            .put(&Self::path(key)?, PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| BlobError::Storage(e.to_string()))
+    }
+
+    /// Reads the bytes under `key`.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        match self.inner.get(&Self::path(key)?).await {
+            Ok(r) => r
+                .bytes()
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|e| BlobError::Storage(e.to_string())),
+            Err(object_store::Error::NotFound { .. }) => Err(BlobError::NotFound(key.to_string())),
+            Err(e) => Err(BlobError::Storage(e.to_string())),
+        }
+    }
+
+    /// Removes the blob (no error if it is gone).
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match self.inner.delete(&Self::path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(BlobError::Storage(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn blobs_round_trip_in_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        let key = blob_key("user 1", &sha256_hex(b"hello"));
+        assert!(key.starts_with("user_1/2cf24dba"));
+        store.put(&key, b"hello".to_vec()).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap(), b"hello");
+        store.delete(&key).await.unwrap();
+        assert!(matches!(store.get(&key).await, Err(BlobError::NotFound(_))));
+        assert!(matches!(
+            store.get("../etc/passwd").await,
+            Err(BlobError::BadKey { .. })
+        ));
+    }
+}
