@@ -78,6 +78,7 @@ mod detect;
 mod document;
 mod docx;
 mod error;
+pub mod fixtures;
 mod html;
 mod image;
 mod limits;

@@ -35,6 +35,10 @@ pub struct FakeConfig {
     pub reject_json_schema: bool,
     /// Answer 400 to `response_format: json_object` too.
     pub reject_json_mode: bool,
+    /// Requests whose JSON Schema has one of these names always get this HTTP status.
+    pub fail_schemas: Vec<(String, u16)>,
+    /// The first request for each of these schema names gets 429 with `Retry-After: 1`.
+    pub rate_limit_first: Vec<String>,
 }
 
 impl Default for FakeConfig {
@@ -45,6 +49,8 @@ impl Default for FakeConfig {
             embedding_dims: 64,
             reject_json_schema: false,
             reject_json_mode: false,
+            fail_schemas: Vec::new(),
+            rate_limit_first: Vec::new(),
         }
     }
 }
@@ -75,6 +81,7 @@ struct FakeState {
     requests: Mutex<Vec<Value>>,
     in_flight: AtomicUsize,
     peak: AtomicUsize,
+    limited: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A running fake server.
@@ -100,6 +107,7 @@ impl FakeOpenAi {
             requests: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            limited: Mutex::new(std::collections::HashSet::new()),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
@@ -176,6 +184,28 @@ async fn chat(State(state): State<Arc<FakeState>>, Json(body): Json<Value>) -> R
         .pointer("/response_format/type")
         .and_then(Value::as_str)
         .unwrap_or("");
+    let schema_name = body
+        .pointer("/response_format/json_schema/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if let Some((_, status)) = state.config.fail_schemas.iter().find(|(n, _)| *n == schema_name) {
+        return error(
+            *status,
+            &format!("the model refuses to write '{schema_name}'"),
+            None,
+        );
+    }
+    if state.config.rate_limit_first.contains(&schema_name) {
+        let first = state
+            .limited
+            .lock()
+            .map(|mut l| l.insert(schema_name.clone()))
+            .unwrap_or(false);
+        if first {
+            return error(429, "rate limit reached for requests", Some("1"));
+        }
+    }
     if scripted.is_none() {
         if format == "json_schema" && state.config.reject_json_schema {
             return error(
@@ -208,6 +238,7 @@ async fn chat(State(state): State<Arc<FakeState>>, Json(body): Json<Value>) -> R
                 .cloned()
                 .or_else(|| schema_from_prompt(&prompt));
             let content = match schema {
+                Some(s) if schema_name == "plan" => full_plan(&s).to_string(),
                 Some(s) => sample_root(&s, &citations(&prompt)).to_string(),
                 None => "This is a plain answer from the fake server.".to_string(),
             };
@@ -256,6 +287,22 @@ fn schema_from_prompt(prompt: &str) -> Option<Value> {
     let start = rest.find('{')?;
     let mut de = serde_json::Deserializer::from_str(&rest[start..]).into_iter::<Value>();
     de.next()?.ok()
+}
+
+/// A plan that runs every agent the plan schema allows, like a model that plans the
+/// whole study pack.
+fn full_plan(schema: &Value) -> Value {
+    let names: Vec<Value> = schema
+        .pointer("/properties/agents/items/properties/name/enum")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let agents: Vec<Value> = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| json!({ "name": name, "priority": i + 1, "focus": "the key ideas", "reason": "useful for study" }))
+        .collect();
+    json!({ "agents": agents, "rationale": "Every material helps this purpose." })
 }
 
 /// `[cN p.P]` markers of the prompt, in order.

@@ -307,10 +307,16 @@ pub async fn run(config: &Config, args: ProcessArgs) -> anyhow::Result<ExitCode>
         status => {
             let error = finished
                 .error
-                .map(|e| e.to_string())
+                .map(|e| e.message)
                 .unwrap_or_else(|| status.to_string());
             eprintln!("error: processing {} {status}: {error}", args.file.display());
-            let bad_input = error.contains("BadDocument") || error.contains("NonRetriable");
+            // A document the extractor refuses is bad input (exit 2); anything else is a
+            // failure of the job (exit 1).
+            let detail = engine.get_run(&run_id).await?;
+            let bad_input = detail
+                .steps
+                .iter()
+                .any(|s| s.step_id == "extract" && s.error.as_ref().is_some_and(|e| e.name == "BadDocument"));
             Ok(ExitCode::from(if bad_input { 2 } else { 1 }))
         }
     }

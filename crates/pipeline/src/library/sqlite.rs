@@ -693,7 +693,11 @@ mod tests {
             fts_query("What is photosynthesis?").as_deref(),
             Some("\"photosynthesis\"")
         );
-        assert_eq!(fts_query("NEAR(a b) OR \"x"), Some("\"near\" OR \"or\"".into()));
+        // FTS syntax in a question is quoted away, not interpreted.
+        assert_eq!(
+            fts_query("NEAR(cell wall) OR \"light*"),
+            Some("\"near\" OR \"cell\" OR \"wall\" OR \"light\"".into())
+        );
         assert_eq!(fts_query("what is it?"), None);
     }
 
