@@ -261,7 +261,7 @@ async fn killing_process_and_running_it_again_resumes_without_redoing_steps() {
     let mut child = spawn_process(dir.path(), &fake, &out_dir);
     wait_until("agents in flight", || {
         let r = requests_by_task(&fake);
-        r.get("plan").is_some() && r.len() >= 4
+        r.contains_key("plan") && r.len() >= 4
     })
     .await;
     child.kill().unwrap();
