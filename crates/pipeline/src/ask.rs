@@ -223,7 +223,11 @@ pub async fn ask(
     let turn = TurnRecord {
         question: question.to_string(),
         answer: answer.answer.clone(),
-        detail: json!({ "citations": answer.citations, "passages": found.iter().map(|c| &c.id).collect::<Vec<_>>() }),
+        detail: json!({
+            "citations": answer.citations,
+            "passages": found.iter().map(|c| &c.id).collect::<Vec<_>>(),
+            "calls": calls,
+        }),
         at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)

@@ -82,6 +82,9 @@ pub fn build(input: &AgentInput<'_>) -> ClozeOutput {
             }) {
                 continue;
             }
+            if !crate::agents::quiz::is_whole_word(&sent.text, hit.start, hit.end) {
+                continue;
+            }
             let Some(answer) = sent.text.get(hit.start..hit.end) else {
                 continue;
             };

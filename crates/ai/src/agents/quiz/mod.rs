@@ -212,6 +212,15 @@ fn kind_noun(k: TermKind) -> &'static str {
     }
 }
 
+/// Whether `text[start..end]` stands on its own: not part of a longer token such as
+/// `PDF_LINK` or `Estates-General` (blanking "PDF" there would give "______LINK").
+pub(crate) fn is_whole_word(text: &str, start: usize, end: usize) -> bool {
+    let glued = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let before = text.get(..start).and_then(|t| t.chars().next_back());
+    let after = text.get(end..).and_then(|t| t.chars().next());
+    !(before.is_some_and(glued) || after.is_some_and(glued))
+}
+
 /// Replaces the hit of `term` in sentence `s` by the blank; None when the answer
 /// would still be visible elsewhere in the sentence.
 pub(crate) fn blank_out(a: &Analysis, s: usize, term: usize) -> Option<(String, String)> {
@@ -228,6 +237,9 @@ pub(crate) fn blank_out(a: &Analysis, s: usize, term: usize) -> Option<(String, 
     let after_to = sent.text[..hit.start].trim_end().to_lowercase().ends_with(" to")
         && a.terms[term].kind == TermKind::Concept;
     if nested || after_to {
+        return None;
+    }
+    if !is_whole_word(&sent.text, hit.start, hit.end) {
         return None;
     }
     let surface = sent.text.get(hit.start..hit.end)?.to_string();
@@ -411,4 +423,24 @@ pub fn build(input: &AgentInput<'_>) -> QuizOutput {
         })
         .collect();
     QuizOutput { questions }
+}
+
+#[cfg(test)]
+mod regression {
+    use super::is_whole_word;
+
+    /// Regression: a quiz on groff's mom manual blanked "PDF" inside the macro name
+    /// `PDF_LINK`, giving the question "… invocation of ______LINK would produce …".
+    #[test]
+    fn blanks_never_cut_into_a_longer_token() {
+        let text = "the following invocation of PDF_LINK would produce a link to the PDF file";
+        let inner = text.find("PDF_LINK").unwrap();
+        assert!(!is_whole_word(text, inner, inner + 3));
+        let last = text.rfind("PDF").unwrap();
+        assert!(is_whole_word(text, last, last + 3));
+        let hyphen = "the Estates-General met";
+        let g = hyphen.find("General").unwrap();
+        assert!(!is_whole_word(hyphen, g, g + "General".len()));
+        assert!(is_whole_word("PDF", 0, 3));
+    }
 }

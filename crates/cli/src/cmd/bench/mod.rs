@@ -2,6 +2,7 @@
 //! `--json`, exactly one JSON object on the last line of stdout.
 
 mod engine;
+mod pipeline;
 
 use std::process::ExitCode;
 
@@ -15,11 +16,15 @@ pub enum BenchCommand {
     /// Step overhead and throughput of the engine on the configured store, against a
     /// raw single-row commit baseline on the same database file.
     Engine(engine::EngineBenchArgs),
+    /// The study-pack pipeline: 50 pages offline, OCR speed, the critical path against a
+    /// delayed OpenAI-compatible server, retrieval recall@5.
+    Pipeline(pipeline::PipelineBenchArgs),
 }
 
 pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Engine(args) => engine::run(config, args).await,
+        BenchCommand::Pipeline(args) => pipeline::run(config, args).await,
     }
 }
 

