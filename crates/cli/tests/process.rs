@@ -310,3 +310,62 @@ async fn killing_process_and_running_it_again_resumes_without_redoing_steps() {
         "no step ran more than once per process lifetime: {after:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_process_again_after_a_failure_replays_from_the_failed_step() {
+    let broken = FakeOpenAi::start(FakeConfig {
+        fail_schemas: vec![("plan".into(), 400)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("pack");
+    let out = spawn_process(dir.path(), &broken, &out_dir)
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a provider failure is a failed job, not bad input"
+    );
+
+    let working = FakeOpenAi::start(FakeConfig::default()).await.unwrap();
+    let mut child = learnflow(dir.path());
+    child
+        .args(["process", SAMPLE, "--provider", "openai", "--out"])
+        .arg(&out_dir)
+        .env("LEARNFLOW_OPENAI_BASE_URL", &working.base_url)
+        .env("LEARNFLOW_OPENAI_MODEL", "fake-model");
+    let out = child.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("replaying it from the failed step"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out_dir.join("study-pack.md").exists());
+
+    let store = SqliteStore::open(dir.path().join("learnflow.db")).unwrap();
+    let runs = store
+        .list_runs(&RunFilter {
+            function_id: Some("process-document".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .runs;
+    assert_eq!(runs.len(), 2);
+    let (replay, first) = (&runs[0], &runs[1]);
+    assert_eq!(replay.replay_of.as_ref(), Some(&first.id));
+    let first_steps = store.get_run(&first.id).await.unwrap().unwrap().steps;
+    let replay_steps = store.get_run(&replay.id).await.unwrap().unwrap().steps;
+    let extract =
+        |steps: &[learnflow_engine::StepRecord]| steps.iter().find(|s| s.step_id == "extract").cloned();
+    assert_eq!(
+        extract(&replay_steps).map(|s| s.started_at),
+        extract(&first_steps).map(|s| s.started_at),
+        "extract was reused, not run again"
+    );
+    assert!(!replay_steps.iter().any(|s| s.step_id == "mark-failed"));
+}

@@ -246,7 +246,27 @@ pub async fn run(config: &Config, args: ProcessArgs) -> anyhow::Result<ExitCode>
             doc.id
         ));
     }
-    let before = engine.get_run(&run_id).await?;
+    let mut run_id = run_id;
+    let mut before = engine.get_run(&run_id).await?;
+    // A run that failed for a reason other than the document itself (a provider that
+    // was down past every retry, a cancel) is replayed from the failed step: the steps
+    // it completed are reused.
+    let refused = |d: &learnflow_engine::RunDetail| {
+        d.steps
+            .iter()
+            .any(|s| s.step_id == "extract" && s.error.as_ref().is_some_and(|e| e.name == "BadDocument"))
+    };
+    if matches!(before.run.status, RunStatus::Failed | RunStatus::Cancelled) && !refused(&before) {
+        let again = engine
+            .replay(&run_id, learnflow_engine::ReplayFrom::FailedStep)
+            .await?;
+        progress.line(format!(
+            "the earlier run {run_id} {}; replaying it from the failed step as {again}",
+            before.run.status
+        ));
+        run_id = again;
+        before = engine.get_run(&run_id).await?;
+    }
     for s in &before.steps {
         if s.status == StepStatus::Completed {
             progress.done(&s.step_id, " (recorded earlier)");

@@ -175,7 +175,8 @@ pub trait RunStore: Send + Sync {
     /// Gives a running run back to the queue (due now), for example at shutdown.
     async fn release_run(&self, lease: &Lease, now: Timestamp) -> Result<(), StoreError>;
     /// Creates a new run replaying a failed or cancelled one with the same event;
-    /// with [`ReplayFrom::FailedStep`] it copies the completed steps' records.
+    /// with [`ReplayFrom::FailedStep`] it copies the records of the steps that completed
+    /// before the first failed step ended (not those of steps that handled the failure).
     async fn create_replay(
         &self,
         source: &RunId,

@@ -146,6 +146,7 @@ macro_rules! store_conformance_suite {
             repeated_step_names_get_numbered_ids,
             a_step_that_changes_kind_fails_with_non_determinism,
             send_events_starts_other_functions_once,
+            replay_from_the_failed_step_skips_steps_that_handled_the_failure,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

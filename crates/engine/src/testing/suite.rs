@@ -1736,3 +1736,54 @@ pub async fn send_events_starts_other_functions_once(store: Arc<dyn Store>) {
     );
     assert_eq!(received.load(SeqCst), 1);
 }
+
+pub async fn replay_from_the_failed_step_skips_steps_that_handled_the_failure(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    let (a, cleanup) = (counter(), counter());
+    let fail = Arc::new(AtomicBool::new(true));
+    let (a2, c2, f2) = (a.clone(), cleanup.clone(), fail.clone());
+    h.engine
+        .register(
+            Function::new("with-cleanup")
+                .on_event("t.cleanup")
+                .retries(0)
+                .handler(move |ctx: Ctx| {
+                    let (a, cleanup, fail) = (a2.clone(), c2.clone(), f2.clone());
+                    async move {
+                        ctx.run("a", || async { Ok(a.fetch_add(1, SeqCst)) }).await?;
+                        let b = ctx
+                            .run("b", || async {
+                                if fail.load(SeqCst) {
+                                    Err(Failure::non_retriable("b is broken"))
+                                } else {
+                                    Ok(())
+                                }
+                            })
+                            .await;
+                        if let Err(f) = b {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            ctx.run("mark-failed", || async { Ok(cleanup.fetch_add(1, SeqCst)) })
+                                .await?;
+                            return Err(f);
+                        }
+                        Ok("done")
+                    }
+                }),
+        )
+        .unwrap();
+    let run = send(&h, "t.cleanup", json!({})).await;
+    let d = h.finished(&run).await;
+    assert_eq!(d.run.status, RunStatus::Failed);
+    assert!(d.steps.iter().any(|s| s.step_id == "mark-failed"));
+    fail.store(false, SeqCst);
+    let again = h.engine.replay(&run, ReplayFrom::FailedStep).await.unwrap();
+    let d = h.finished(&again).await;
+    assert_eq!(d.run.status, RunStatus::Completed, "{:?}", d.run.error);
+    assert_eq!(a.load(SeqCst), 1, "'a' was reused");
+    assert_eq!(
+        cleanup.load(SeqCst),
+        1,
+        "the cleanup step is not part of the replay"
+    );
+    assert!(!d.steps.iter().any(|s| s.step_id == "mark-failed"));
+}
