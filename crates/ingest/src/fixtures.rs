@@ -2,15 +2,18 @@
 //! "scanned" PDFs whose pages are only images (rendered with poppler's `pdftoppm`,
 //! embedded as JPEG, no text layer). Not used by extraction itself.
 
-use std::io::Cursor;
 use std::process::Command;
 
 use crate::error::IngestError;
 
 /// Characters per line of generated text pages.
-pub const LINE_CHARS: usize = 90;
+pub const LINE_CHARS: usize = 80;
 /// Lines per generated text page.
-pub const PAGE_LINES: usize = 44;
+pub const PAGE_LINES: usize = 40;
+/// Letter size in points.
+pub const PAGE_WIDTH: f64 = 612.0;
+/// Letter size in points.
+pub const PAGE_HEIGHT: f64 = 792.0;
 
 /// Greedy word wrap at `width` characters.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
@@ -79,12 +82,25 @@ fn pdf_string(line: &str) -> String {
     out
 }
 
-enum Content {
+/// One page of a generated PDF.
+pub enum PdfPage {
+    /// Lines of text in 12 pt Helvetica, top-down from the top-left margin.
     Text(Vec<String>),
-    Jpeg { width: u32, height: u32, data: Vec<u8> },
+    /// A full-page 8-bit grayscale image and no text layer at all (a "scan").
+    Scan {
+        /// Pixels across.
+        width: u32,
+        /// Pixels down.
+        height: u32,
+        /// Row-major gray levels.
+        gray: Vec<u8>,
+    },
 }
 
-fn assemble(pages: &[Content], title: Option<&str>) -> Vec<u8> {
+/// Writes a PDF with a correct cross-reference table; scans are stored losslessly
+/// (Flate).
+pub fn build_pdf(pages: &[PdfPage], title: Option<&str>) -> Vec<u8> {
+    // Object numbers: 1 catalog, 2 pages, 3 font, 4 info, then 3 per page (page, content, image).
     let page_obj = |i: usize| 5 + i * 3;
     let mut objects: Vec<Vec<u8>> = Vec::new();
     let kids: Vec<String> = (0..pages.len()).map(|i| format!("{} 0 R", page_obj(i))).collect();
@@ -107,33 +123,38 @@ fn assemble(pages: &[Content], title: Option<&str>) -> Vec<u8> {
         let content_obj = page_obj(i) + 1;
         let image_obj = page_obj(i) + 2;
         let (resources, ops, image) = match page {
-            Content::Text(lines) => {
-                let mut ops = String::from("BT /F1 11 Tf 15 TL 60 740 Td\n");
+            PdfPage::Text(lines) => {
+                let mut ops = String::from("BT /F1 12 Tf 16 TL 72 720 Td\n");
                 for line in lines {
                     ops.push_str(&format!("{} Tj T*\n", pdf_string(line)));
                 }
                 ops.push_str("ET\n");
                 ("<< /Font << /F1 3 0 R >> >>".to_string(), ops, b"<< >>".to_vec())
             }
-            Content::Jpeg { width, height, data } => {
+            PdfPage::Scan { width, height, gray } => {
+                let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                let data = std::io::Write::write_all(&mut encoder, gray)
+                    .and_then(|()| encoder.finish())
+                    .unwrap_or_default();
                 let mut image = format!(
                     "<< /Type /XObject /Subtype /Image /Width {width} /Height {height} /ColorSpace /DeviceGray \
-                     /BitsPerComponent 8 /Filter /DCTDecode /Length {} >>\nstream\n",
+                     /BitsPerComponent 8 /Filter /FlateDecode /Length {} >>\nstream\n",
                     data.len()
                 )
                 .into_bytes();
-                image.extend_from_slice(data);
+                image.extend_from_slice(&data);
                 image.extend_from_slice(b"\nendstream");
                 (
                     format!("<< /XObject << /Im1 {image_obj} 0 R >> >>"),
-                    "q 612 0 0 792 0 0 cm /Im1 Do Q\n".to_string(),
+                    format!("q {PAGE_WIDTH} 0 0 {PAGE_HEIGHT} 0 0 cm /Im1 Do Q\n"),
                     image,
                 )
             }
         };
         objects.push(
             format!(
-                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources {resources} /Contents {content_obj} 0 R >>"
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {PAGE_WIDTH} {PAGE_HEIGHT}] /Resources {resources} \
+                 /Contents {content_obj} 0 R >>"
             )
             .into_bytes(),
         );
@@ -168,12 +189,12 @@ fn assemble(pages: &[Content], title: Option<&str>) -> Vec<u8> {
 
 /// A PDF with a text layer: one page per entry of `pages`, each a list of lines.
 pub fn text_pdf(pages: &[Vec<String>], title: Option<&str>) -> Vec<u8> {
-    let content: Vec<Content> = pages.iter().map(|p| Content::Text(p.clone())).collect();
-    assemble(&content, title)
+    let pages: Vec<PdfPage> = pages.iter().map(|p| PdfPage::Text(p.clone())).collect();
+    build_pdf(&pages, title)
 }
 
 /// A "scanned" PDF: the pages of `pages` rendered at `dpi` by `pdftoppm` and embedded
-/// as grayscale JPEG images, with no text layer.
+/// as grayscale images, with no text layer.
 pub fn scanned_pdf(pages: &[Vec<String>], dpi: u32) -> Result<Vec<u8>, IngestError> {
     let dir = tempfile::tempdir().map_err(|e| IngestError::io("creating a temporary folder", e))?;
     let src = dir.path().join("text.pdf");
@@ -196,19 +217,18 @@ pub fn scanned_pdf(pages: &[Vec<String>], dpi: u32) -> Result<Vec<u8>, IngestErr
         .filter(|p| p.extension().is_some_and(|x| x == "png"))
         .collect();
     files.sort();
-    let mut content = Vec::new();
+    let mut scans = Vec::new();
     for f in files {
         let img = image::open(&f)
             .map_err(|e| IngestError::io("decoding a rendered page", std::io::Error::other(e.to_string())))?
             .into_luma8();
-        let (width, height) = img.dimensions();
-        let mut data = Vec::new();
-        image::DynamicImage::ImageLuma8(img)
-            .write_to(&mut Cursor::new(&mut data), image::ImageFormat::Jpeg)
-            .map_err(|e| IngestError::io("encoding a scan", std::io::Error::other(e.to_string())))?;
-        content.push(Content::Jpeg { width, height, data });
+        scans.push(PdfPage::Scan {
+            width: img.width(),
+            height: img.height(),
+            gray: img.into_raw(),
+        });
     }
-    Ok(assemble(&content, None))
+    Ok(build_pdf(&scans, None))
 }
 
 #[cfg(test)]

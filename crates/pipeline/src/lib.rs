@@ -15,6 +15,7 @@
 //! | [`services`] | what the steps share: providers, embedder, ingest options, analysis cache |
 //! | [`ask`] | retrieval and cited answers with conversation memory |
 //! | [`pack`] | study pack files |
+//! | [`upload`] | taking in a file: blob, document record, the event |
 
 pub mod ask;
 pub mod blobs;
@@ -22,3 +23,4 @@ pub mod library;
 pub mod pack;
 pub mod services;
 pub mod steps;
+pub mod upload;

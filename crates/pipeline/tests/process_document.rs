@@ -13,10 +13,11 @@ use learnflow_ai::testing::fake_openai::{FakeConfig, FakeOpenAi};
 use learnflow_engine::{Ctx, Engine, EventInput, Function, RunDetail, RunId, RunStatus, StepStatus};
 use learnflow_ingest::IngestOptions;
 use learnflow_pipeline::ask::{ask, AskRequest};
-use learnflow_pipeline::blobs::{blob_key, sha256_hex, BlobStore};
-use learnflow_pipeline::library::{DocumentRecord, DocumentStatus, SqliteLibrary};
+use learnflow_pipeline::blobs::BlobStore;
+use learnflow_pipeline::library::{DocumentStatus, SqliteLibrary};
 use learnflow_pipeline::services::Services;
 use learnflow_pipeline::steps::{process_document, Uploaded, APPROVED_EVENT, UPLOADED_EVENT};
+use learnflow_pipeline::upload::{store_upload, uploaded_event};
 use learnflow_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 
@@ -92,49 +93,15 @@ async fn upload(
     review: bool,
     provider: Option<&str>,
 ) -> (String, RunId) {
-    let hash = sha256_hex(bytes);
-    let key = blob_key(user, &hash);
-    e.services.blobs.put(&key, bytes.to_vec()).await.unwrap();
-    let id = format!("doc_{}", ulid::Ulid::new());
-    e.services
-        .library
-        .put_document(&DocumentRecord {
-            id: id.clone(),
-            user_id: user.into(),
-            file_name: name.into(),
-            content_hash: hash,
-            blob_key: key,
-            size: bytes.len() as u64,
-            purpose: "exam-prep".into(),
-            status: DocumentStatus::Queued,
-            error: None,
-            run_id: None,
-            title: None,
-            kind: None,
-            pages: None,
-            embed_model: None,
-            created_at: 0,
-            updated_at: 0,
-        })
+    let stored = store_upload(&e.services, user, name, "exam-prep", bytes.to_vec(), true)
         .await
         .unwrap();
-    let data = Uploaded {
-        document_id: id.clone(),
-        user_id: user.into(),
-        purpose: "exam-prep".into(),
-        file_name: name.into(),
-        review,
-        provider: provider.map(str::to_string),
-    };
     let r = e
         .engine
-        .send(EventInput::new(
-            UPLOADED_EVENT,
-            serde_json::to_value(data).unwrap(),
-        ))
+        .send(uploaded_event(&stored.document, review, provider))
         .await
         .unwrap();
-    (id, r.runs[0].clone())
+    (stored.document.id, r.runs[0].clone())
 }
 
 async fn finished(e: &Env, run: &RunId) -> RunDetail {

@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use learnflow_engine::{Engine, EventInput, RunFilter, RunId, RunStatus, StepStatus, UpdateKind};
-use learnflow_pipeline::blobs::{blob_key, sha256_hex};
-use learnflow_pipeline::library::{DocumentRecord, DocumentStatus};
+use learnflow_engine::{Engine, RunFilter, RunId, RunStatus, StepStatus, UpdateKind};
 use learnflow_pipeline::pack;
-use learnflow_pipeline::steps::{Uploaded, FUNCTION_ID, UPLOADED_EVENT};
+use learnflow_pipeline::steps::FUNCTION_ID;
+use learnflow_pipeline::upload::{store_upload, uploaded_event};
 use serde_json::json;
 
 use super::app;
@@ -155,61 +154,24 @@ pub async fn run(config: &Config, args: ProcessArgs) -> anyhow::Result<ExitCode>
         .and_then(|n| n.to_str())
         .unwrap_or("document")
         .to_string();
-    let hash = sha256_hex(&bytes);
-    let existing = if args.force {
-        None
-    } else {
-        services.library.document_by_hash(&args.user, &hash).await?
-    };
-    let (doc, fresh) = match existing {
-        Some(d) => (d, false),
-        None => {
-            let key = blob_key(&args.user, &hash);
-            let size = bytes.len() as u64;
-            services
-                .blobs
-                .put(&key, bytes)
-                .await
-                .context("storing the file")?;
-            let now = learnflow_engine::Timestamp::now_utc().millis();
-            let d = DocumentRecord {
-                id: format!("doc_{}", ulid::Ulid::new()),
-                user_id: args.user.clone(),
-                file_name: file_name.clone(),
-                content_hash: hash.clone(),
-                blob_key: key,
-                size,
-                purpose: args.purpose.clone(),
-                status: DocumentStatus::Queued,
-                error: None,
-                run_id: None,
-                title: None,
-                kind: None,
-                pages: None,
-                embed_model: None,
-                created_at: now,
-                updated_at: now,
-            };
-            services.library.put_document(&d).await?;
-            (d, true)
-        }
-    };
+    let stored = store_upload(
+        &services,
+        &args.user,
+        &file_name,
+        &args.purpose,
+        bytes,
+        args.force,
+    )
+    .await
+    .context("storing the upload")?;
+    let (doc, fresh) = (stored.document, stored.new);
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.file));
     let mut updates = engine.subscribe();
     engine.start().await?;
 
-    let event_id = format!("upload-{}", doc.id);
-    let data = Uploaded {
-        document_id: doc.id.clone(),
-        user_id: args.user.clone(),
-        purpose: doc.purpose.clone(),
-        file_name: doc.file_name.clone(),
-        review: args.review,
-        provider: args.provider.clone(),
-    };
-    let receipt = engine
-        .send(EventInput::new(UPLOADED_EVENT, serde_json::to_value(&data)?).with_id(event_id.clone()))
-        .await?;
+    let event = uploaded_event(&doc, args.review, args.provider.as_deref());
+    let event_id = event.id.clone().unwrap_or_default();
+    let receipt = engine.send(event).await?;
     let run_id = match receipt.runs.first() {
         Some(r) => r.clone(),
         None => {

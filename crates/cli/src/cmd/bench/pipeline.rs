@@ -19,12 +19,13 @@ use clap::Args;
 use learnflow_ai::embed::{self, Embedder};
 use learnflow_ai::provider::openai::{OpenAiConfig, OpenAiProvider};
 use learnflow_ai::testing::fake_openai::{FakeConfig, FakeOpenAi};
-use learnflow_engine::{Engine, EventInput, RunDetail, RunStatus};
+use learnflow_engine::{Engine, RunDetail, RunStatus};
 use learnflow_ingest::{fixtures, IngestOptions};
-use learnflow_pipeline::blobs::{blob_key, sha256_hex, BlobStore};
-use learnflow_pipeline::library::{DocumentRecord, DocumentStatus, SqliteLibrary};
+use learnflow_pipeline::blobs::BlobStore;
+use learnflow_pipeline::library::SqliteLibrary;
 use learnflow_pipeline::services::Services;
-use learnflow_pipeline::steps::{process_document, Uploaded, UPLOADED_EVENT};
+use learnflow_pipeline::steps::process_document;
+use learnflow_pipeline::upload::{store_upload, uploaded_event};
 use learnflow_store_sqlite::SqliteStore;
 use serde::Deserialize;
 use serde_json::json;
@@ -144,43 +145,11 @@ impl Bench {
         bytes: Vec<u8>,
         provider: &str,
     ) -> anyhow::Result<(String, RunDetail)> {
-        let hash = sha256_hex(&bytes);
-        let key = blob_key("bench", &hash);
-        let size = bytes.len() as u64;
-        self.services.blobs.put(&key, bytes).await?;
-        let id = format!("doc_{}", ulid::Ulid::new());
-        self.services
-            .library
-            .put_document(&DocumentRecord {
-                id: id.clone(),
-                user_id: "bench".into(),
-                file_name: name.into(),
-                content_hash: hash,
-                blob_key: key,
-                size,
-                purpose: "exam-prep".into(),
-                status: DocumentStatus::Queued,
-                error: None,
-                run_id: None,
-                title: None,
-                kind: None,
-                pages: None,
-                embed_model: None,
-                created_at: 0,
-                updated_at: 0,
-            })
-            .await?;
-        let data = Uploaded {
-            document_id: id.clone(),
-            user_id: "bench".into(),
-            purpose: "exam-prep".into(),
-            file_name: name.into(),
-            review: false,
-            provider: Some(provider.into()),
-        };
+        let stored = store_upload(&self.services, "bench", name, "exam-prep", bytes, true).await?;
+        let id = stored.document.id.clone();
         let receipt = self
             .engine
-            .send(EventInput::new(UPLOADED_EVENT, serde_json::to_value(data)?))
+            .send(uploaded_event(&stored.document, false, Some(provider)))
             .await?;
         let run = receipt.runs.first().context("the upload started no run")?;
         let record = self.engine.wait_for_run(run).await?;
