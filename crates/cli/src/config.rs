@@ -44,8 +44,8 @@ pub struct AiConfig {
     pub price_input_per_million: Option<f64>,
     /// Price per million generated tokens.
     pub price_output_per_million: Option<f64>,
-    /// `auto` (MiniLM, or the hash embedder when the model cannot be had), `minilm`,
-    /// `hash` or `openai`.
+    /// `auto` (MiniLM int8, else MiniLM fp32, else the hash embedder when no model can be
+    /// had), `minilm-int8`, `minilm`, `hash` or `openai`.
     pub embedder: String,
     /// Embedding model of the OpenAI-compatible endpoint.
     pub embed_model: String,
@@ -196,9 +196,9 @@ impl Config {
         if !["local", "openai"].contains(&ai.provider.as_str()) {
             bail!("provider must be 'local' or 'openai', not '{}'", ai.provider);
         }
-        if !["auto", "minilm", "hash", "openai"].contains(&ai.embedder.as_str()) {
+        if !["auto", "minilm-int8", "minilm", "hash", "openai"].contains(&ai.embedder.as_str()) {
             bail!(
-                "embedder must be 'auto', 'minilm', 'hash' or 'openai', not '{}'",
+                "embedder must be 'auto', 'minilm-int8', 'minilm', 'hash' or 'openai', not '{}'",
                 ai.embedder
             );
         }

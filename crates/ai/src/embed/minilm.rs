@@ -70,23 +70,7 @@ impl MiniLmEmbedder {
             ));
         }
 
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| corrupt(&tokenizer_path, e))?;
-        // The shipped tokenizer.json pads every input to a fixed 128 tokens. Pad only to the
-        // longest text of each batch instead (keeping its pad token), and rely on the attention
-        // mask in pooling so padding never changes a vector.
-        let mut padding = tokenizer
-            .get_padding()
-            .cloned()
-            .unwrap_or_else(PaddingParams::default);
-        padding.strategy = PaddingStrategy::BatchLongest;
-        padding.pad_to_multiple_of = None;
-        tokenizer.with_padding(Some(padding));
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: MINILM_MAX_TOKENS,
-                ..Default::default()
-            }))
-            .map_err(|e| corrupt(&tokenizer_path, e))?;
+        let tokenizer = load_tokenizer(&tokenizer_path)?;
 
         let device = Device::Cpu;
         let bytes = std::fs::read(&weights_path).map_err(|e| EmbedError::io(&weights_path, e))?;
@@ -102,6 +86,30 @@ impl MiniLmEmbedder {
             }),
         })
     }
+}
+
+/// Loads a MiniLM `tokenizer.json` set up for batch embedding: padding to the longest text of
+/// each batch (keeping the file's pad token) and truncation at [`MINILM_MAX_TOKENS`].
+///
+/// The shipped tokenizer.json pads every input to a fixed 128 tokens and truncates at 128;
+/// both are overridden here, and pooling relies on the attention mask so padding never
+/// changes a vector. Shared by the candle and the ONNX embedders.
+pub(super) fn load_tokenizer(tokenizer_path: &Path) -> Result<Tokenizer, EmbedError> {
+    let mut tokenizer = Tokenizer::from_file(tokenizer_path).map_err(|e| corrupt(tokenizer_path, e))?;
+    let mut padding = tokenizer
+        .get_padding()
+        .cloned()
+        .unwrap_or_else(PaddingParams::default);
+    padding.strategy = PaddingStrategy::BatchLongest;
+    padding.pad_to_multiple_of = None;
+    tokenizer.with_padding(Some(padding));
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: MINILM_MAX_TOKENS,
+            ..Default::default()
+        }))
+        .map_err(|e| corrupt(tokenizer_path, e))?;
+    Ok(tokenizer)
 }
 
 fn existing(dir: &Path, name: &str) -> Result<PathBuf, EmbedError> {

@@ -11,7 +11,9 @@ use crate::config::Config;
 /// Model management.
 #[derive(Subcommand)]
 pub enum ModelsCommand {
-    /// Fetch and verify the MiniLM embedding model (or check the folder named by LEARNFLOW_EMBED_MODEL_DIR).
+    /// Fetch and verify the MiniLM embedding models (fp32 for candle, int8 with ONNX Runtime),
+    /// or check the files named by LEARNFLOW_EMBED_MODEL_DIR, LEARNFLOW_EMBED_ONNX_MODEL and
+    /// LEARNFLOW_ORT_DYLIB.
     Fetch,
 }
 
@@ -20,6 +22,9 @@ pub async fn run(config: &Config, cmd: ModelsCommand) -> anyhow::Result<ExitCode
         ModelsCommand::Fetch => {
             let dir = embed::ensure_minilm(&config.models_dir()).await?;
             println!("{}", dir.display());
+            let files = embed::ensure_onnx_minilm(&config.models_dir()).await?;
+            println!("{}", files.model.display());
+            println!("{}", files.runtime.display());
             Ok(ExitCode::SUCCESS)
         }
     }
