@@ -23,6 +23,39 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// How long a run under review waits for `plan.approved`.
     pub review_timeout: std::time::Duration,
+    /// `learnflow serve` settings.
+    pub server: ServerSection,
+}
+
+/// `[server]`: the HTTP API.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address to listen on (env `LEARNFLOW_LISTEN`).
+    pub listen: String,
+    /// Requests per second per user (env `LEARNFLOW_RATE_LIMIT`).
+    pub rate_limit: f64,
+    /// Burst above the rate (env `LEARNFLOW_RATE_BURST`).
+    pub rate_burst: u32,
+    /// Seconds running steps may go on after SIGTERM (env `LEARNFLOW_SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace_secs: u64,
+    /// First webhook retry delay in milliseconds, doubling (env `LEARNFLOW_WEBHOOK_BACKOFF_MS`).
+    pub webhook_backoff_ms: u64,
+    /// Retries per webhook delivery (env `LEARNFLOW_WEBHOOK_RETRIES`).
+    pub webhook_retries: u32,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:7878".into(),
+            rate_limit: 50.0,
+            rate_burst: 100,
+            shutdown_grace_secs: 10,
+            webhook_backoff_ms: 2_000,
+            webhook_retries: 8,
+        }
+    }
 }
 
 /// Language-model and embedding settings (`[ai]` in the file, `LEARNFLOW_*` in the
@@ -114,6 +147,8 @@ struct FileConfig {
     ingest: Option<IngestConfig>,
     #[serde(default)]
     pipeline: PipelineFile,
+    #[serde(default)]
+    server: Option<ServerSection>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -219,7 +254,30 @@ impl Config {
             }
             None => std::time::Duration::from_secs(24 * 3600),
         };
+        let mut server = from_file.server.unwrap_or_default();
+        if let Some(v) = env("LEARNFLOW_LISTEN") {
+            server.listen = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_RATE_LIMIT")? {
+            server.rate_limit = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_RATE_BURST")? {
+            server.rate_burst = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_SHUTDOWN_GRACE_SECS")? {
+            server.shutdown_grace_secs = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_WEBHOOK_BACKOFF_MS")? {
+            server.webhook_backoff_ms = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_WEBHOOK_RETRIES")? {
+            server.webhook_retries = v;
+        }
+        if !server.rate_limit.is_finite() || server.rate_limit <= 0.0 {
+            bail!("server rate_limit must be a positive number of requests per second");
+        }
         Ok(Config {
+            server,
             data_dir: over
                 .data_dir
                 .or(from_file.data_dir)

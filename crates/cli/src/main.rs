@@ -42,6 +42,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the HTTP API (uploads, live progress, questions, runs, webhooks).
+    Serve(cmd::serve::ServeArgs),
+    /// Manage API users and tokens.
+    #[command(subcommand)]
+    Users(cmd::users::UsersCommand),
     /// Turn a document into a study pack (resumes if interrupted).
     Process(cmd::process::ProcessArgs),
     /// Ask a question about a processed document; the answer cites its pages.
@@ -93,6 +98,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => cmd::serve::run(&config, args).await,
+            Command::Users(c) => cmd::users::run(&config, c).await,
             Command::Process(args) => cmd::process::run(&config, args).await,
             Command::Ask(args) => cmd::ask::run(&config, args).await,
             Command::Approve(args) => cmd::approve::run(&config, args).await,

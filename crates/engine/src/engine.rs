@@ -146,6 +146,7 @@ impl Core {
         let id = RunId::generate();
         let fid = &function.config.id;
         let mut run = NewRun::new(id.clone(), fid.clone(), now);
+        run.owner = event.owner().map(str::to_string);
         run.idempotency_key = function
             .idempotency
             .as_ref()
@@ -737,11 +738,26 @@ impl Engine {
     /// Stops executing: stops claiming, interrupts the runs in progress (steps not yet
     /// recorded will run again) and hands them back to the store.
     pub async fn shutdown(&self) {
+        self.shutdown_gracefully(Duration::ZERO).await;
+    }
+
+    /// Stops claiming new work, lets the runs in progress go on for up to `grace`
+    /// (they may finish, or park on a sleep or wait), then stops like
+    /// [`Engine::shutdown`]. Nothing is lost either way: what did not finish resumes
+    /// on the next start or on another node.
+    pub async fn shutdown_gracefully(&self, grace: Duration) {
         let bg = self.background.lock().take();
         let Some(bg) = bg else { return };
         let _ = bg.stop.send(true);
         for h in bg.handles {
             let _ = h.await;
+        }
+        // Leases last `lease_ttl` without heartbeats: a grace period longer than that
+        // lets another node take the runs over meanwhile (their writes would then fail).
+        let grace = grace.min(self.core.config.lease_ttl / 2);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.core.active.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let tasks: Vec<AbortHandle> = self.core.tasks.lock().drain().map(|(_, h)| h).collect();
         for t in &tasks {

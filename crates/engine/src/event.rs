@@ -133,6 +133,15 @@ pub struct Event {
 }
 
 impl Event {
+    /// The user the event was sent for (`user.id`, when a string): runs it starts
+    /// belong to that user.
+    pub fn owner(&self) -> Option<&str> {
+        self.user
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
     /// The event as the JSON value expressions see as `event` or `async`
     /// (`ts` as milliseconds so it compares as a number).
     pub fn to_expr_value(&self) -> Value {

@@ -220,6 +220,7 @@ pub async fn ask(
         Some(&tool),
     )
     .await?;
+    s.usage.add(&calls);
     let turn = TurnRecord {
         question: question.to_string(),
         answer: answer.answer.clone(),

@@ -103,10 +103,79 @@ impl BlobStore {
     }
 
     /// Removes the blob (no error if it is gone).
+    /// Starts writing the blob `key` piece by piece (a multipart upload, so a large
+    /// file never sits in memory whole).
+    pub async fn writer(&self, key: &str) -> Result<BlobWriter, BlobError> {
+        let upload = self
+            .inner
+            .put_multipart(&Self::path(key)?)
+            .await
+            .map_err(|e| BlobError::Storage(e.to_string()))?;
+        Ok(BlobWriter {
+            inner: object_store::WriteMultipart::new(upload),
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// Moves a blob to another key (replacing what is there).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), BlobError> {
+        self.inner
+            .rename(&Self::path(from)?, &Self::path(to)?)
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => BlobError::NotFound(from.to_string()),
+                e => BlobError::Storage(e.to_string()),
+            })
+    }
+
+    /// Removes a blob (missing is fine).
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
         match self.inner.delete(&Self::path(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(BlobError::Storage(e.to_string())),
+        }
+    }
+}
+
+/// A blob being written; [`BlobWriter::finish`] completes it, dropping it abandons it.
+pub struct BlobWriter {
+    inner: object_store::WriteMultipart,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl BlobWriter {
+    /// Appends bytes (waits when too many parts are in flight).
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        self.inner
+            .wait_for_capacity(4)
+            .await
+            .map_err(|e| BlobError::Storage(e.to_string()))?;
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        self.inner.write(bytes);
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Completes the blob; returns its SHA-256 (hex) and size.
+    pub async fn finish(self) -> Result<(String, u64), BlobError> {
+        self.inner
+            .finish()
+            .await
+            .map_err(|e| BlobError::Storage(e.to_string()))?;
+        Ok((hex::encode(self.hasher.finalize()), self.size))
+    }
+
+    /// Abandons the blob.
+    pub async fn abort(self) {
+        if let Err(e) = self.inner.abort().await {
+            tracing::warn!("could not abandon a partial upload: {e}");
         }
     }
 }

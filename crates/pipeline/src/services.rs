@@ -8,6 +8,7 @@ use std::time::Duration;
 use learnflow_ai::embed::Embedder;
 use learnflow_ai::provider::local::LocalProvider;
 use learnflow_ai::provider::ChatProvider;
+use learnflow_ai::record::CallRecord;
 use learnflow_ai::studio::StudyContext;
 use learnflow_ingest::IngestOptions;
 use parking_lot::Mutex;
@@ -33,6 +34,51 @@ pub struct DocumentNotice {
     pub failed: usize,
 }
 
+/// Language-model calls made by this process, by provider (counters for metrics).
+#[derive(Debug, Default)]
+pub struct Usage {
+    by_provider: Mutex<HashMap<String, UsageTotals>>,
+}
+
+/// Totals for one provider.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct UsageTotals {
+    /// Calls made.
+    pub calls: u64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Cost, where a price table is configured.
+    pub cost_usd: f64,
+}
+
+impl Usage {
+    /// Counts these calls.
+    pub fn add(&self, calls: &[CallRecord]) {
+        let mut map = self.by_provider.lock();
+        for c in calls {
+            let t = map.entry(c.provider.clone()).or_default();
+            t.calls += 1;
+            t.input_tokens += c.input_tokens;
+            t.output_tokens += c.output_tokens;
+            t.cost_usd += c.cost_usd.unwrap_or(0.0);
+        }
+    }
+
+    /// Totals by provider, sorted by name.
+    pub fn snapshot(&self) -> Vec<(String, UsageTotals)> {
+        let mut v: Vec<_> = self
+            .by_provider
+            .lock()
+            .iter()
+            .map(|(k, t)| (k.clone(), *t))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
 /// Everything the steps need.
 pub struct Services {
     /// Documents, text, chunks, materials, threads.
@@ -53,6 +99,8 @@ pub struct Services {
     pub review_timeout: Duration,
     /// In-process notices of finished documents.
     pub notices: broadcast::Sender<DocumentNotice>,
+    /// Language-model use by this process (for metrics).
+    pub usage: Arc<Usage>,
     contexts: Mutex<HashMap<String, Arc<StudyContext>>>,
 }
 
@@ -78,6 +126,7 @@ impl Services {
             ingest,
             review_timeout: Duration::from_secs(24 * 3600),
             notices,
+            usage: Arc::new(Usage::default()),
             contexts: Mutex::new(HashMap::new()),
         }
     }

@@ -49,6 +49,45 @@ pub async fn store_upload(
     let key = blob_key(user_id, &hash);
     let size = bytes.len() as u64;
     s.blobs.put(&key, bytes).await?;
+    record(s, user_id, file_name, purpose, hash, key, size).await
+}
+
+/// Takes in a file already written to blob storage under the temporary key `temp_key`
+/// (see [`crate::blobs::BlobStore::writer`]): when the user uploaded the same bytes
+/// before, the temporary blob is removed and that document returned; otherwise the
+/// blob moves to its content-addressed key and a document is recorded.
+pub async fn store_streamed_upload(
+    s: &Services,
+    user_id: &str,
+    file_name: &str,
+    purpose: &str,
+    temp_key: &str,
+    hash: String,
+    size: u64,
+) -> Result<Stored, UploadError> {
+    if let Some(document) = s.library.document_by_hash(user_id, &hash).await? {
+        s.blobs.delete(temp_key).await?;
+        return Ok(Stored { document, new: false });
+    }
+    let key = blob_key(user_id, &hash);
+    s.blobs.rename(temp_key, &key).await?;
+    record(s, user_id, file_name, purpose, hash, key, size).await
+}
+
+/// The temporary blob key for an upload in progress.
+pub fn temp_key(user_id: &str) -> String {
+    blob_key(user_id, &format!("incoming-{}", ulid::Ulid::new()))
+}
+
+async fn record(
+    s: &Services,
+    user_id: &str,
+    file_name: &str,
+    purpose: &str,
+    hash: String,
+    key: String,
+    size: u64,
+) -> Result<Stored, UploadError> {
     let now = learnflow_engine::Timestamp::now_utc().millis();
     let document = DocumentRecord {
         id: format!("doc_{}", ulid::Ulid::new()),
@@ -85,5 +124,7 @@ pub fn uploaded_event(document: &DocumentRecord, review: bool, provider: Option<
         provider: provider.map(str::to_string),
     };
     let value = serde_json::to_value(data).unwrap_or_default();
-    EventInput::new(UPLOADED_EVENT, value).with_id(format!("upload-{}", document.id))
+    let mut event = EventInput::new(UPLOADED_EVENT, value).with_id(format!("upload-{}", document.id));
+    event.user = Some(serde_json::json!({ "id": document.user_id }));
+    event
 }

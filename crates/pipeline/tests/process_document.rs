@@ -301,7 +301,7 @@ async fn review_waits_for_approval_and_the_reviewer_picks_the_agents() {
     e.engine
         .send(EventInput::new(
             APPROVED_EVENT,
-            json!({ "documentId": "doc_other", "agents": ["quiz"] }),
+            json!({ "documentId": "doc_other", "userId": "u1", "agents": ["quiz"] }),
         ))
         .await
         .unwrap();
@@ -313,7 +313,7 @@ async fn review_waits_for_approval_and_the_reviewer_picks_the_agents() {
     e.engine
         .send(EventInput::new(
             APPROVED_EVENT,
-            json!({ "documentId": doc_id, "agents": ["summary", "quiz"] }),
+            json!({ "documentId": doc_id, "userId": "u1", "agents": ["summary", "quiz"] }),
         ))
         .await
         .unwrap();
@@ -431,4 +431,62 @@ async fn the_same_document_is_processed_once() {
         .unwrap();
     assert!(r.runs.is_empty(), "idempotency key: one run per document");
     assert_eq!(finished(&e, &run).await.run.status, RunStatus::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_naming_someone_elses_document_touches_nothing() {
+    let e = env(None, Duration::from_secs(60)).await;
+    let stored = store_upload(
+        &e.services,
+        "owner",
+        "bio.md",
+        "exam-prep",
+        SAMPLE.as_bytes().to_vec(),
+        true,
+    )
+    .await
+    .unwrap();
+    let forged = Uploaded {
+        document_id: stored.document.id.clone(),
+        user_id: "intruder".into(),
+        purpose: "exam-prep".into(),
+        file_name: "bio.md".into(),
+        review: false,
+        provider: None,
+    };
+    let r = e
+        .engine
+        .send(EventInput::new(
+            UPLOADED_EVENT,
+            serde_json::to_value(forged).unwrap(),
+        ))
+        .await
+        .unwrap();
+    let d = finished(&e, &r.runs[0]).await;
+    assert_eq!(d.run.status, RunStatus::Failed);
+    assert!(d.run.error.unwrap().message.contains("not in the library"));
+    let doc = e
+        .services
+        .library
+        .document("owner", &stored.document.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        doc.status,
+        DocumentStatus::Queued,
+        "the owner's document is untouched"
+    );
+    assert!(e
+        .services
+        .library
+        .text(&stored.document.id)
+        .await
+        .unwrap()
+        .is_none());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        e.processed.lock().is_empty(),
+        "no notice for a document that is not the sender's"
+    );
 }

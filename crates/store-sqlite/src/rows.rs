@@ -16,7 +16,7 @@ use crate::error::{corrupt, map_err};
 pub(crate) const RUN_COLUMNS: &str =
     "seq, id, function_id, (SELECT id FROM events WHERE events.seq = runs.event_seq), \
      status, attempt, created_at, started_at, ended_at, available_at, output, error, replay_of, parent_run, \
-     parent_step, lease_owner";
+     parent_step, lease_owner, owner";
 
 pub(crate) fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp::from_millis)
@@ -58,6 +58,7 @@ pub(crate) struct RunRow {
     parent_run: Option<String>,
     parent_step: Option<String>,
     lease_owner: Option<String>,
+    owner: Option<String>,
 }
 
 pub(crate) fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
@@ -78,6 +79,7 @@ pub(crate) fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         parent_run: r.get(13)?,
         parent_step: r.get(14)?,
         lease_owner: r.get(15)?,
+        owner: r.get(16)?,
     })
 }
 
@@ -106,6 +108,7 @@ impl RunRow {
                 _ => None,
             },
             lease_owner: self.lease_owner.map(NodeId),
+            owner: self.owner,
         })
     }
 }

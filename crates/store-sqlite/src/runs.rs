@@ -28,8 +28,8 @@ pub(crate) fn insert_run(
 ) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO runs (id, function_id, event_seq, status, attempt, created_at, available_at, start_deadline,
-                           finish_timeout, replay_of, parent_run, parent_step)
-         VALUES (?1, ?2, ?3, 'queued', 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                           finish_timeout, replay_of, parent_run, parent_step, owner)
+         VALUES (?1, ?2, ?3, 'queued', 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -43,6 +43,7 @@ pub(crate) fn insert_run(
             run.replay_of.as_ref().map(RunId::as_str),
             run.parent.as_ref().map(|p| p.run_id.as_str().to_string()),
             run.parent.as_ref().map(|p| p.step_id.clone()),
+            run.owner,
         ])
     })
     .map_err(map_err)?;
@@ -171,6 +172,10 @@ fn filter_sql(filter: &RunFilter, with_status: bool) -> (String, Vec<SqlValue>) 
     if let Some(t) = filter.until {
         args.push(SqlValue::Integer(t.millis()));
         clauses.push(format!("created_at < ?{}", args.len()));
+    }
+    if let Some(o) = &filter.owner {
+        args.push(SqlValue::Text(o.clone()));
+        clauses.push(format!("owner = ?{}", args.len()));
     }
     if let Some(e) = &filter.event_id {
         args.push(SqlValue::Text(e.clone()));
@@ -406,16 +411,19 @@ pub(crate) fn create_replay(
     from: ReplayFrom,
     now: Timestamp,
 ) -> Result<ReplayOutcome, StoreError> {
-    let row: Option<(i64, String, String, i64, Option<i64>)> = conn
-        .prepare_cached("SELECT seq, status, function_id, event_seq, finish_timeout FROM runs WHERE id = ?1")
+    #[allow(clippy::type_complexity)]
+    let row: Option<(i64, String, String, i64, Option<i64>, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT seq, status, function_id, event_seq, finish_timeout, owner FROM runs WHERE id = ?1",
+        )
         .and_then(|mut s| {
             s.query_row([source.as_str()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
             })
             .optional()
         })
         .map_err(map_err)?;
-    let Some((old_seq, status, function_id, event_seq, finish_timeout)) = row else {
+    let Some((old_seq, status, function_id, event_seq, finish_timeout, owner)) = row else {
         return Ok(ReplayOutcome::NotFound);
     };
     let status: RunStatus = status.parse().map_err(crate::error::corrupt)?;
@@ -425,6 +433,7 @@ pub(crate) fn create_replay(
     let mut run = NewRun::new(new_id.clone(), function_id, now);
     run.replay_of = Some(source.clone());
     run.finish_timeout_ms = finish_timeout;
+    run.owner = owner;
     let seq = insert_run(conn, &run, event_seq, now, now)?;
     if from == ReplayFrom::FailedStep {
         // Keep what completed before the failure: steps that started after the first

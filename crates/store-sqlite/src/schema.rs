@@ -6,7 +6,8 @@ use rusqlite::Connection;
 use crate::error::map_err;
 
 /// Migrations, in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     seq          INTEGER PRIMARY KEY,
     id           TEXT    NOT NULL,
@@ -96,7 +97,14 @@ CREATE TABLE nodes (
     started_at    INTEGER NOT NULL,
     heartbeat_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
-"#];
+"#,
+    // 2: runs belong to a user (the event's user.id) so reads can be scoped.
+    r#"
+ALTER TABLE runs ADD COLUMN owner TEXT;
+UPDATE runs SET owner = (SELECT json_extract(user, '$.id') FROM events WHERE events.seq = runs.event_seq);
+CREATE INDEX runs_by_owner ON runs(owner, seq);
+"#,
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

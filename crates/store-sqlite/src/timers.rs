@@ -41,7 +41,7 @@ pub(crate) fn claim_due(
                     functions,
                     limit as i64
                 ],
-                |r| Ok((run_row(r)?, r.get(16)?)),
+                |r| Ok((run_row(r)?, r.get(17)?)),
             )?
             .collect::<Result<Vec<_>, _>>()
         })

@@ -7,9 +7,13 @@ use clap::Args;
 use learnflow_engine::{Engine, EventInput};
 use learnflow_pipeline::steps::APPROVED_EVENT;
 
+use anyhow::Context;
+use learnflow_pipeline::library::{Library, SqliteLibrary};
+
 use super::open_store;
 use super::process::approval_data;
 use crate::config::Config;
+use crate::UsageError;
 
 /// Options of `learnflow approve`.
 #[derive(Args)]
@@ -22,6 +26,12 @@ pub struct ApproveArgs {
 }
 
 pub async fn run(config: &Config, args: ApproveArgs) -> anyhow::Result<ExitCode> {
+    let db = config.sqlite_path().map_err(|e| UsageError(e.to_string()))?;
+    let library = SqliteLibrary::open(&db).context("opening the library")?;
+    let doc = library
+        .document_any(&args.document)
+        .await?
+        .ok_or_else(|| UsageError(format!("document '{}' not found", args.document)))?;
     let engine = Engine::builder(open_store(config)?).build();
     let agents = args.agents.map(|a| {
         a.into_iter()
@@ -32,7 +42,7 @@ pub async fn run(config: &Config, args: ApproveArgs) -> anyhow::Result<ExitCode>
     let receipt = engine
         .send(EventInput::new(
             APPROVED_EVENT,
-            approval_data(&args.document, agents),
+            approval_data(&args.document, &doc.user_id, agents),
         ))
         .await?;
     println!(

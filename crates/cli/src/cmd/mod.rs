@@ -8,6 +8,8 @@ pub mod demo;
 pub mod models;
 pub mod process;
 pub mod runs;
+pub mod serve;
+pub mod users;
 
 use std::sync::Arc;
 

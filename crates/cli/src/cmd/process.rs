@@ -343,9 +343,9 @@ async fn follow(
 }
 
 /// The data a `plan.approved` event carries.
-pub fn approval_data(document_id: &str, agents: Option<Vec<String>>) -> serde_json::Value {
+pub fn approval_data(document_id: &str, user_id: &str, agents: Option<Vec<String>>) -> serde_json::Value {
     match agents {
-        Some(a) => json!({ "documentId": document_id, "agents": a }),
-        None => json!({ "documentId": document_id }),
+        Some(a) => json!({ "documentId": document_id, "userId": user_id, "agents": a }),
+        None => json!({ "documentId": document_id, "userId": user_id }),
     }
 }

@@ -59,6 +59,9 @@ pub struct RunRecord {
     pub parent: Option<ParentRef>,
     /// The node executing it now.
     pub lease_owner: Option<NodeId>,
+    /// The user it belongs to (its event's `user.id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A run with its event and its step journal.
@@ -86,6 +89,9 @@ pub struct RunFilter {
     pub until: Option<Timestamp>,
     /// Started by the event with this id.
     pub event_id: Option<String>,
+    /// Only runs belonging to this user (see [`crate::Event::owner`]).
+    #[serde(default)]
+    pub owner: Option<String>,
     /// Page cursor: only runs with a smaller `seq` than this.
     pub before_seq: Option<i64>,
     /// Page size (default 50, at most 1000).

@@ -993,7 +993,7 @@ impl Ctx {
             id: new_ulid(),
             name: INVOKED_EVENT.to_string(),
             data,
-            user: json!({}),
+            user: env.event.user.clone(),
             ts: now,
         };
         let mut child = env.core.new_run(&function, &event, now);

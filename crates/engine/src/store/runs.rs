@@ -33,6 +33,8 @@ pub struct NewRun {
     pub parent: Option<ParentRef>,
     /// The run it replays.
     pub replay_of: Option<RunId>,
+    /// The user it belongs to (the event's `user.id`), for scoping reads.
+    pub owner: Option<String>,
 }
 
 impl NewRun {
@@ -49,6 +51,7 @@ impl NewRun {
             cancel_waits: Vec::new(),
             parent: None,
             replay_of: None,
+            owner: None,
         }
     }
 }

@@ -137,6 +137,7 @@ macro_rules! store_conformance_suite {
             an_empty_step_name_fails_the_run_clearly,
             a_changed_step_path_fails_with_non_determinism,
             runs_can_be_listed_filtered_paged_and_counted,
+            runs_belong_to_the_user_of_their_event,
             a_node_that_lost_its_lease_cannot_record,
             another_engine_resumes_runs_after_a_shutdown,
             dead_process_runs_are_taken_over_at_start,

@@ -1348,6 +1348,73 @@ pub async fn runs_can_be_listed_filtered_paged_and_counted(store: Arc<dyn Store>
     assert!(completed.unwrap_or(0) >= 7);
 }
 
+pub async fn runs_belong_to_the_user_of_their_event(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    h.engine
+        .register(
+            Function::new("owned")
+                .on_event("t.owned")
+                .retries(0)
+                .handler(|ctx: Ctx| async move {
+                    if ctx.event().data["fail"] == json!(true) {
+                        return Err(Failure::non_retriable("asked to fail"));
+                    }
+                    Ok(())
+                }),
+        )
+        .unwrap();
+    let mut ada = Vec::new();
+    for i in 0..3 {
+        let mut e = EventInput::new("t.owned", json!({ "i": i, "fail": i == 2 }));
+        e.user = Some(json!({ "id": "ada" }));
+        ada.push(h.engine.send(e).await.unwrap().runs[0].clone());
+    }
+    let mut e = EventInput::new("t.owned", json!({}));
+    e.user = Some(json!({ "id": "bob" }));
+    let bob = h.engine.send(e).await.unwrap().runs[0].clone();
+    let anonymous = send(&h, "t.owned", json!({})).await;
+    for r in ada.iter().chain([&bob, &anonymous]) {
+        h.finished(r).await;
+    }
+    let of = |owner: &str| RunFilter {
+        owner: Some(owner.into()),
+        ..Default::default()
+    };
+    let listed: Vec<RunId> = h
+        .engine
+        .list_runs(&of("ada"))
+        .await
+        .unwrap()
+        .runs
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let mut expected = ada.clone();
+    expected.reverse();
+    assert_eq!(listed, expected, "only ada's runs, newest first");
+    let bobs = h.engine.list_runs(&of("bob")).await.unwrap().runs;
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].owner.as_deref(), Some("bob"));
+    let total: u64 = h
+        .engine
+        .count_runs(&of("ada"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.1)
+        .sum();
+    assert_eq!(total, 3);
+    let none = h.engine.get_run(&anonymous).await.unwrap().run;
+    assert_eq!(none.owner, None);
+    // A replay belongs to the same user.
+    let replay = h.engine.replay(&ada[2], ReplayFrom::Start).await.unwrap();
+    assert_eq!(
+        h.engine.get_run(&replay).await.unwrap().run.owner.as_deref(),
+        Some("ada")
+    );
+    assert_eq!(h.engine.list_runs(&of("ada")).await.unwrap().runs.len(), 4);
+}
+
 pub async fn a_node_that_lost_its_lease_cannot_record(store: Arc<dyn Store>) {
     let now = T0;
     let event = EventInput::new("t.lease", json!({})).into_event(now).unwrap();

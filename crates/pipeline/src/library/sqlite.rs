@@ -328,7 +328,9 @@ impl Library for SqliteLibrary {
         let (id, text, chunks, kind) = (id.to_string(), text.clone(), chunks.to_vec(), kind.to_string());
         let ocr = serde_json::to_string(ocr_pages).unwrap_or_else(|_| "[]".into());
         self.with(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
             tx.execute("DELETE FROM pages WHERE document_id = ?1", params![id]).map_err(db)?;
             tx.execute("DELETE FROM chunks WHERE document_id = ?1", params![id]).map_err(db)?;
             tx.execute("DELETE FROM chunks_fts WHERE document_id = ?1", params![id]).map_err(db)?;
@@ -423,7 +425,9 @@ impl Library for SqliteLibrary {
     ) -> Result<(), LibraryError> {
         let (id, model, vectors) = (id.to_string(), model.to_string(), vectors.to_vec());
         self.with(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
             for (chunk, v) in &vectors {
                 tx.execute(
                     "UPDATE chunks SET embedding = ?3 WHERE document_id = ?1 AND chunk_id = ?2",
@@ -528,7 +532,9 @@ impl Library for SqliteLibrary {
     async fn put_materials(&self, id: &str, materials: &[MaterialRecord]) -> Result<(), LibraryError> {
         let (id, materials) = (id.to_string(), materials.to_vec());
         self.with(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
             for m in &materials {
                 tx.execute(
                     "INSERT OR REPLACE INTO materials (document_id, agent, status, content, error, priority, focus)
@@ -595,7 +601,9 @@ impl Library for SqliteLibrary {
     async fn delete_document(&self, user_id: &str, id: &str) -> Result<bool, LibraryError> {
         let (user_id, id) = (user_id.to_string(), id.to_string());
         self.with(move |c| {
-            let tx = c.transaction().map_err(db)?;
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
             let n = tx
                 .execute(
                     "DELETE FROM documents WHERE id = ?1 AND user_id = ?2",

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{task_failure, Uploaded};
-use crate::library::DocumentStatus;
+use crate::library::{DocumentStatus, MaterialRecord};
 use crate::services::Services;
 
 /// The architect step's result.
@@ -52,6 +52,7 @@ pub async fn architect(
     let (plan, calls) = studio::plan(provider.as_ref(), &ctx, &purpose)
         .await
         .map_err(|e| task_failure("architect", &e))?;
+    s.usage.add(&calls);
     if data.review {
         s.library
             .set_status(&data.document_id, DocumentStatus::Review, None, None)
@@ -84,6 +85,22 @@ pub async fn material(
     let outcome = studio::material(provider.as_ref(), &ctx, planned.name, &purpose, focus)
         .await
         .map_err(|e| task_failure(&what, &e))?;
+    s.usage.add(&outcome.calls);
+    // Readers see each material as soon as it is ready; `store` writes the final set.
+    s.library
+        .put_materials(
+            &data.document_id,
+            &[MaterialRecord {
+                agent: planned.name.as_str().to_string(),
+                status: "ready".into(),
+                content: Some(outcome.output.clone()),
+                error: None,
+                priority: u32::from(planned.priority),
+                focus: planned.focus.clone(),
+            }],
+        )
+        .await
+        .map_err(retriable)?;
     Ok(MaterialOutput {
         agent: planned.name.as_str().to_string(),
         provider: provider.name().to_string(),

@@ -23,6 +23,12 @@ pub async fn extract(s: &Services, data: &Uploaded, run_id: &str) -> Result<Valu
         .await
         .map_err(retriable)?
         .ok_or_else(|| Failure::non_retriable(format!("document '{id}' is not in the library")))?;
+    if doc.user_id != data.user_id {
+        // An event naming someone else's document: say no more than "not found".
+        return Err(Failure::non_retriable(format!(
+            "document '{id}' is not in the library"
+        )));
+    }
     s.library
         .set_status(id, DocumentStatus::Processing, None, Some(run_id))
         .await

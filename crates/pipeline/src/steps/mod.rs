@@ -127,7 +127,7 @@ async fn run(ctx: &Ctx, s: &Arc<Services>) -> Result<Value, Failure> {
             .wait_for_event(
                 "review",
                 APPROVED_EVENT,
-                Some("async.data.documentId == event.data.documentId"),
+                Some("async.data.documentId == event.data.documentId && async.data.userId == event.data.userId"),
                 s.review_timeout,
             )
             .await?;
@@ -157,11 +157,12 @@ async fn run(ctx: &Ctx, s: &Arc<Services>) -> Result<Value, Failure> {
 
     ctx.send_events(
         "notify",
-        vec![EventInput::new(
-            PROCESSED_EVENT,
+        vec![processed_event(
+            data,
             json!({
                 "documentId": data.document_id, "userId": data.user_id, "status": "ready",
-                "ready": stored.ready, "failed": stored.failed,
+                "ready": stored.ready, "failed": stored.failed, "failedAgents": stored.failed_agents,
+                "runId": ctx.run_id().as_str(),
             }),
         )],
     )
@@ -186,12 +187,38 @@ async fn run(ctx: &Ctx, s: &Arc<Services>) -> Result<Value, Failure> {
 async fn fail(ctx: &Ctx, s: &Services, data: &Uploaded, f: Failure) -> Result<Value, Failure> {
     let reason = f.message.clone();
     let id = data.document_id.clone();
-    ctx.run("mark-failed", || async {
-        s.library
-            .set_status(&id, DocumentStatus::Failed, Some(&reason), None)
-            .await
-            .map_err(|e| Failure::retriable(e.to_string()))
-    })
+    let owned: bool = ctx
+        .run("mark-failed", || async {
+            // An event naming a document that is not the sender's touches nothing.
+            let retriable = |e: crate::library::LibraryError| Failure::retriable(e.to_string());
+            if s.library
+                .document(&data.user_id, &id)
+                .await
+                .map_err(retriable)?
+                .is_none()
+            {
+                return Ok(false);
+            }
+            s.library
+                .set_status(&id, DocumentStatus::Failed, Some(&reason), None)
+                .await
+                .map_err(retriable)?;
+            Ok(true)
+        })
+        .await?;
+    if !owned {
+        return Err(f);
+    }
+    ctx.send_events(
+        "notify-failed",
+        vec![processed_event(
+            data,
+            json!({
+                "documentId": data.document_id, "userId": data.user_id, "status": "failed",
+                "error": f.message, "runId": ctx.run_id().as_str(),
+            }),
+        )],
+    )
     .await?;
     let _ = s.notices.send(DocumentNotice {
         document_id: data.document_id.clone(),
@@ -206,6 +233,14 @@ async fn fail(ctx: &Ctx, s: &Services, data: &Uploaded, f: Failure) -> Result<Va
 /// Applies a `plan.approved` event: `data.agents`, when present, is the list of agent
 /// names to run (in order of importance); agents added by the reviewer get an empty
 /// focus. Unknown names are an error.
+/// The `document.processed` event (ready or failed), sent for the document's owner so
+/// the runs it starts (webhook deliveries) belong to them.
+fn processed_event(data: &Uploaded, body: Value) -> EventInput {
+    let mut e = EventInput::new(PROCESSED_EVENT, body);
+    e.user = Some(json!({ "id": data.user_id }));
+    e
+}
+
 pub fn apply_approval(plan: Plan, data: &Value) -> Result<Plan, String> {
     let Some(list) = data.get("agents") else {
         return Ok(plan);

@@ -1,0 +1,105 @@
+//! `learnflow serve`: the HTTP API with the engine running behind it.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use learnflow_engine::RetryPolicy;
+use learnflow_server::db::ServerDb;
+use learnflow_server::webhooks::{deliver_webhooks, DeliveryOptions};
+use learnflow_server::{AppState, ServerConfig};
+
+use super::app;
+use crate::config::Config;
+use crate::UsageError;
+
+/// Arguments of `learnflow serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (env LEARNFLOW_LISTEN; default 127.0.0.1:7878; port 0 picks one).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+/// Opens the server's tables (in the store's SQLite file).
+pub fn server_db(config: &Config) -> anyhow::Result<ServerDb> {
+    let path = config.sqlite_path().map_err(|e| UsageError(e.to_string()))?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    ServerDb::open(&path).with_context(|| format!("opening the server tables in {}", path.display()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = futures::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let listen = args.listen.unwrap_or_else(|| config.server.listen.clone());
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let db = server_db(config)?;
+    if db.user_count().await? == 0 {
+        let (user, token) = db.create_user("admin", true).await?;
+        println!(
+            "Created the admin user '{}' ({}). Its API token, shown only now:",
+            user.name, user.id
+        );
+        println!("{token}");
+    }
+    let services = app::services(config).await?;
+    let engine = app::engine(config, services.clone())?;
+    let s = &config.server;
+    engine.register(deliver_webhooks(
+        db.clone(),
+        DeliveryOptions {
+            retries: s.webhook_retries,
+            backoff: RetryPolicy {
+                base: Duration::from_millis(s.webhook_backoff_ms.max(1)),
+                factor: 2.0,
+                max_delay: Duration::from_secs(600),
+            },
+            ..DeliveryOptions::default()
+        },
+    ))?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    engine.start().await?;
+    let state = AppState::new(
+        Arc::new(engine),
+        services,
+        db,
+        ServerConfig {
+            max_upload_bytes: config.ingest.max_file_mb.saturating_mul(1024 * 1024),
+            rate_per_sec: s.rate_limit,
+            rate_burst: s.rate_burst,
+            shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
+        },
+    );
+    println!("LearnFlow listening on http://{addr}");
+    learnflow_server::serve(listener, state, shutdown_signal()).await?;
+    eprintln!("LearnFlow stopped");
+    Ok(ExitCode::SUCCESS)
+}

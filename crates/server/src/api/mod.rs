@@ -1,0 +1,199 @@
+//! The routes. Everything under `/api` needs a bearer token; `/healthz` does not;
+//! `/metrics` needs an admin's token. The OpenAPI document at `/api/openapi.json` is
+//! generated from the same handler annotations the router is built from, so the two
+//! cannot drift apart.
+
+pub mod documents;
+pub mod runs;
+pub mod webhooks;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::metrics::StoreFigures;
+use crate::AppState;
+
+/// Any JSON value (the shapes are described in each operation's text).
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+#[allow(dead_code)]
+pub struct AnyJson(Value);
+
+/// An error: `{"error": {"code", "message"}}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// `{code, message}`.
+    #[schema(value_type = Object)]
+    error: Value,
+}
+
+/// Parses a JSON body; a bad one is a 400 that names the field at fault.
+pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "the request body is empty; expected JSON".into(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let syntax = matches!(
+            inner.classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        );
+        if syntax || path.is_empty() || path == "." {
+            ApiError::BadRequest(format!("malformed JSON body: {inner}"))
+        } else {
+            ApiError::BadRequest(format!("field '{path}': {inner}"))
+        }
+    })
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "LearnFlow API",
+        description = "Upload documents, watch their pipelines live, read study packs, ask cited questions, and manage runs."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "documents", description = "Uploads, study packs, progress, review and questions"),
+        (name = "runs", description = "Events, runs and functions of the durable engine"),
+        (name = "webhooks", description = "Signed notifications when a document is processed"),
+        (name = "operations", description = "Health and the API description"),
+    )
+)]
+struct ApiDoc;
+
+/// Liveness: 200 while the server runs and its database answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`{status: ok}`", body = AnyJson), (status = 503, body = ErrorBody)))]
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state
+        .db
+        .user_count()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("database unavailable: {e}")))?;
+    Ok(Json(
+        json!({ "status": "ok", "activeRuns": state.engine.active_runs() }),
+    ))
+}
+
+/// Prometheus metrics (an admin's bearer token).
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::Forbidden("metrics need an admin token".into()));
+    }
+    let mut runs = Vec::new();
+    let mut queue_depth = 0;
+    for f in state.engine.functions() {
+        let filter = learnflow_engine::RunFilter {
+            function_id: Some(f.config.id.clone()),
+            ..Default::default()
+        };
+        for (status, n) in state.engine.count_runs(&filter).await? {
+            if status == learnflow_engine::RunStatus::Queued {
+                queue_depth += n;
+            }
+            runs.push((f.config.id.clone(), status.as_str().to_string(), n));
+        }
+    }
+    let figures = StoreFigures {
+        runs,
+        queue_depth,
+        active: state.engine.active_runs(),
+    };
+    let text = state.metrics.render(&figures, &state.services.usage.snapshot());
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response())
+}
+
+async fn no_route() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn count_status(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    state.metrics.http(resp.status().as_u16());
+    resp
+}
+
+/// The OpenAPI document and the router, built from the same annotations.
+pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(documents::upload, documents::list))
+        .routes(routes!(documents::get, documents::delete))
+        .routes(routes!(documents::pack_md))
+        .routes(routes!(documents::pack_json_route))
+        .routes(routes!(documents::flashcards_tsv))
+        .routes(routes!(documents::events))
+        .routes(routes!(documents::approve))
+        .routes(routes!(documents::ask))
+        .routes(routes!(runs::send_events))
+        .routes(routes!(runs::list_runs))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(runs::cancel_run))
+        .routes(routes!(runs::replay_run))
+        .routes(routes!(runs::functions))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::delete))
+        .routes(routes!(healthz))
+        .split_for_parts()
+}
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    parts().1
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = parts();
+    let doc = std::sync::Arc::new(doc);
+    let body_limit = usize::try_from(state.config.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024 * 1024);
+    api.route(
+        "/api/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    )
+    .route("/metrics", get(metrics))
+    .fallback(no_route)
+    .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+    .layer(axum::middleware::from_fn_with_state(state.clone(), count_status))
+    .with_state(state)
+}
+
+/// A status and JSON body, for tests and tools.
+pub fn status_of(e: &ApiError) -> StatusCode {
+    e.status()
+}
