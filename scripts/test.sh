@@ -25,4 +25,17 @@ fi
 export LEARNFLOW_MODELS_DIR="${LEARNFLOW_MODELS_DIR:-$HOME/.cache/learnflow/models}"
 mkdir -p "$LEARNFLOW_MODELS_DIR"
 
-exec cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"
+
+# The HTTP API against its own OpenAPI document (schemathesis from PyPI, pinned).
+if [ $# -eq 0 ]; then
+  echo "== API fuzzing against the OpenAPI document (scripts/api-fuzz.sh)"
+  if python3 -c "import venv, ensurepip" 2>/dev/null; then
+    scripts/api-fuzz.sh "${CARGO_TARGET_DIR:-target}/debug/learnflow"
+  elif [ "${CI:-}" = "true" ]; then
+    echo "error: python3 with venv is needed for the API fuzzing" >&2
+    exit 1
+  else
+    echo "WARNING: SKIPPED the API fuzzing: python3 with venv is missing (apt-get install python3-venv)" >&2
+  fi
+fi

@@ -33,7 +33,8 @@ const SNIFF_BYTES: usize = 64 * 1024;
 const MAX_PURPOSE_CHARS: usize = 500;
 
 /// The multipart form of an upload.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// The document (PDF, DOCX, HTML, Markdown, text, PNG, JPEG, TIFF, WebP).
@@ -41,11 +42,44 @@ pub struct UploadForm {
     file: Vec<u8>,
     /// `exam-prep` (default), `quick-review`, `deep-understanding`, `lecture-notes` or
     /// free text.
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     purpose: Option<String>,
     /// `true` to wait for `POST /api/documents/{id}/approve` after the plan.
     review: Option<bool>,
-    /// `local` or `openai` (default: the server's).
-    provider: Option<String>,
+    /// The provider (default: the server's); `openai` only when configured.
+    provider: Option<ProviderName>,
+}
+
+/// A language-model provider.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderName {
+    /// Offline, deterministic.
+    Local,
+    /// The configured OpenAI-compatible server.
+    Openai,
+}
+
+/// An agent name.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+#[allow(missing_docs)]
+pub enum AgentChoice {
+    Summary,
+    Notes,
+    Outline,
+    KeyConcepts,
+    Glossary,
+    Flashcards,
+    Quiz,
+    Cloze,
+    Diagram,
+    Timeline,
+    Examples,
+    Mnemonics,
+    Faq,
+    StudyPlan,
+    Prerequisites,
 }
 
 /// The answer to an upload.
@@ -185,111 +219,123 @@ pub async fn upload(
     let mut review = false;
     let mut provider: Option<String> = None;
     let mut incoming: Option<Incoming> = None;
+    let mut seen = std::collections::HashSet::new();
     let result = async {
         while let Some(mut field) = form.next_field().await.map_err(multipart_error)? {
             let name = field.name().unwrap_or_default().to_string();
-            match name.as_str() {
-                "file" => {
-                    if incoming.is_some() {
-                        return Err(ApiError::BadRequest("only one 'file' field is allowed".into()));
-                    }
-                    let file_name = field
-                        .file_name()
-                        .map(str::to_string)
-                        .filter(|n| !n.trim().is_empty())
-                        .unwrap_or_else(|| "upload".into());
-                    let mut head = Vec::new();
-                    let mut done = false;
-                    while head.len() < SNIFF_BYTES {
-                        match field.chunk().await.map_err(multipart_error)? {
-                            Some(c) => head.extend_from_slice(&c),
-                            None => {
-                                done = true;
-                                break;
-                            }
-                        }
-                    }
-                    if head.len() as u64 > limit {
-                        return Err(too_large(limit));
-                    }
-                    let whole = matches!(sniff(&head, done)?, Sniff::NeedsWholeFile);
-                    let temp = temp_key(caller.id());
-                    let mut w = state
-                        .services
-                        .blobs
-                        .writer(&temp)
-                        .await
-                        .map_err(ApiError::internal)?;
-                    let copied = async {
-                        w.write(&head).await.map_err(ApiError::internal)?;
-                        if !done {
-                            while let Some(c) = field.chunk().await.map_err(multipart_error)? {
-                                if w.size() + c.len() as u64 > limit {
-                                    return Err(too_large(limit));
-                                }
-                                w.write(&c).await.map_err(ApiError::internal)?;
-                            }
-                        }
-                        Ok(())
-                    }
-                    .await;
-                    if let Err(e) = copied {
-                        w.abort().await;
-                        return Err(e);
-                    }
-                    let (hash, size) = w.finish().await.map_err(ApiError::internal)?;
-                    incoming = Some(Incoming {
-                        file_name,
-                        temp: temp.clone(),
-                        hash,
-                        size,
-                    });
-                    if whole {
-                        let bytes = state
-                            .services
-                            .blobs
-                            .get(&temp)
-                            .await
-                            .map_err(ApiError::internal)?;
-                        check_whole(&bytes)?;
-                    }
-                }
-                "purpose" => {
-                    let text = field.text().await.map_err(multipart_error)?;
-                    let text = text.trim().to_string();
-                    if text.is_empty() || text.chars().count() > MAX_PURPOSE_CHARS {
-                        return Err(ApiError::BadRequest(format!(
-                            "field 'purpose' must be 1 to {MAX_PURPOSE_CHARS} characters"
-                        )));
-                    }
-                    purpose = Some(text);
-                }
-                "review" => {
-                    let text = field.text().await.map_err(multipart_error)?;
-                    review = match text.trim().to_ascii_lowercase().as_str() {
-                        "true" | "1" | "yes" | "on" => true,
-                        "false" | "0" | "no" | "off" | "" => false,
-                        other => {
-                            return Err(ApiError::BadRequest(format!(
-                                "field 'review' must be true or false, not '{other}'"
-                            )))
-                        }
-                    };
-                }
-                "provider" => {
-                    let text = field.text().await.map_err(multipart_error)?;
-                    let text = text.trim().to_string();
-                    state
-                        .services
-                        .provider(Some(&text))
-                        .map_err(|e| ApiError::BadRequest(format!("field 'provider': {e}")))?;
-                    provider = Some(text);
-                }
-                other => {
+            if name != "file" {
+                if !["purpose", "review", "provider"].contains(&name.as_str()) {
                     return Err(ApiError::BadRequest(format!(
-                        "unknown form field '{other}' (expected file, purpose, review, provider)"
-                    )))
+                        "unknown form field '{name}' (expected file, purpose, review, provider)"
+                    )));
                 }
+                // Optional text fields: `null` (what some form encoders send for a
+                // missing value) means absent; a blank value is an error.
+                if !seen.insert(name.clone()) {
+                    return Err(ApiError::BadRequest(format!(
+                        "form field '{name}' is given twice"
+                    )));
+                }
+                let text = field.text().await.map_err(multipart_error)?;
+                if text == "null" {
+                    continue;
+                }
+                let text = text.trim().to_string();
+                if text.is_empty() {
+                    return Err(ApiError::BadRequest(format!("form field '{name}' is blank")));
+                }
+                match name.as_str() {
+                    "purpose" => {
+                        if text.chars().count() > MAX_PURPOSE_CHARS {
+                            return Err(ApiError::BadRequest(format!(
+                                "field 'purpose' must be 1 to {MAX_PURPOSE_CHARS} characters"
+                            )));
+                        }
+                        purpose = Some(text);
+                    }
+                    "review" => {
+                        review = match text.to_ascii_lowercase().as_str() {
+                            "true" => true,
+                            "false" => false,
+                            other => {
+                                return Err(ApiError::BadRequest(format!(
+                                    "field 'review' must be true or false, not '{other}'"
+                                )))
+                            }
+                        };
+                    }
+                    _ => {
+                        state
+                            .services
+                            .provider(Some(&text))
+                            .map_err(|e| ApiError::BadRequest(format!("field 'provider': {e}")))?;
+                        provider = Some(text);
+                    }
+                }
+                continue;
+            }
+            if incoming.is_some() {
+                return Err(ApiError::BadRequest("only one 'file' field is allowed".into()));
+            }
+            let file_name = field
+                .file_name()
+                .map(str::to_string)
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| "upload".into());
+            let mut head = Vec::new();
+            let mut done = false;
+            while head.len() < SNIFF_BYTES {
+                match field.chunk().await.map_err(multipart_error)? {
+                    Some(c) => head.extend_from_slice(&c),
+                    None => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            if head.len() as u64 > limit {
+                return Err(too_large(limit));
+            }
+            let whole = matches!(sniff(&head, done)?, Sniff::NeedsWholeFile);
+            let temp = temp_key(caller.id());
+            let mut w = state
+                .services
+                .blobs
+                .writer(&temp)
+                .await
+                .map_err(ApiError::internal)?;
+            let copied = async {
+                w.write(&head).await.map_err(ApiError::internal)?;
+                if !done {
+                    while let Some(c) = field.chunk().await.map_err(multipart_error)? {
+                        if w.size() + c.len() as u64 > limit {
+                            return Err(too_large(limit));
+                        }
+                        w.write(&c).await.map_err(ApiError::internal)?;
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = copied {
+                w.abort().await;
+                return Err(e);
+            }
+            let (hash, size) = w.finish().await.map_err(ApiError::internal)?;
+            incoming = Some(Incoming {
+                file_name,
+                temp: temp.clone(),
+                hash,
+                size,
+            });
+            if whole {
+                let bytes = state
+                    .services
+                    .blobs
+                    .get(&temp)
+                    .await
+                    .map_err(ApiError::internal)?;
+                check_whole(&bytes)?;
             }
         }
         Ok(())
@@ -549,6 +595,7 @@ pub async fn flashcards_tsv(
 #[derive(Deserialize, IntoParams)]
 pub struct EventsQuery {
     /// Start after this event id (like the `Last-Event-ID` header).
+    #[param(minimum = 0)]
     after: Option<i64>,
 }
 
@@ -557,8 +604,8 @@ pub struct EventsQuery {
 #[utoipa::path(
     get, path = "/api/documents/{id}/events", tag = "documents",
     params(("id" = String, Path, description = "Document id"), EventsQuery,
-           ("Last-Event-ID" = Option<String>, Header, description = "The last event id received")),
-    responses((status = 200, description = "Server-Sent Events", content_type = "text/event-stream", body = String),
+           ("Last-Event-ID" = Option<String>, Header, description = "The last event id received (a number)")),
+    responses((status = 200, description = "Server-Sent Events", content_type = "text/event-stream", body = super::SseFrame),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -566,9 +613,10 @@ pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<EventsQuery>,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
     owned(&state, &caller, &id).await?;
     let after = match headers.get("last-event-id") {
         Some(v) => v
@@ -587,7 +635,8 @@ pub async fn events(
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveBody {
-    /// The agents to run instead of the planned ones (names like `quiz`, `notes`).
+    /// The agents to run instead of the planned ones.
+    #[schema(min_items = 1, value_type = Option<Vec<AgentChoice>>)]
     pub agents: Option<Vec<String>>,
 }
 
@@ -654,10 +703,13 @@ pub async fn approve(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AskBody {
     /// The question.
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub question: String,
     /// A conversation to continue (earlier turns are seen); a new one when absent.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub thread_id: Option<String>,
-    /// `local` or `openai` (default: the server's).
+    /// The provider (default: the server's); `openai` only when configured.
+    #[schema(value_type = Option<ProviderName>)]
     pub provider: Option<String>,
 }
 

@@ -63,6 +63,18 @@ pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// One Server-Sent Event as a client parses it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SseFrame {
+    /// The event id (resume with `Last-Event-ID`).
+    id: Option<String>,
+    /// The event name.
+    event: Option<String>,
+    /// The JSON payload, as text.
+    data: String,
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -74,6 +86,7 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
+    components(schemas(ErrorBody)),
     info(
         title = "LearnFlow API",
         description = "Upload documents, watch their pipelines live, read study packs, ask cited questions, and manage runs."
@@ -144,9 +157,49 @@ async fn count_status(State(state): State<AppState>, req: Request, next: Next) -
     resp
 }
 
+/// Every authenticated operation may also answer 401 (no or a bad token) and 429 (over
+/// the request budget, with Retry-After).
+fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, ResponseBuilder};
+    for item in openapi.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if op.security.as_ref().is_none_or(|s| s.is_empty()) {
+                continue;
+            }
+            for (code, text) in [
+                ("401", "No valid bearer token"),
+                ("429", "Too many requests; see Retry-After"),
+            ] {
+                op.responses.responses.entry(code.to_string()).or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description(text)
+                            .content(
+                                "application/json",
+                                utoipa::openapi::ContentBuilder::new()
+                                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                });
+            }
+        }
+    }
+}
+
 /// The OpenAPI document and the router, built from the same annotations.
 pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(documents::upload, documents::list))
         .routes(routes!(documents::get, documents::delete))
         .routes(routes!(documents::pack_md))
@@ -164,7 +217,9 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::delete))
         .routes(routes!(healthz))
-        .split_for_parts()
+        .split_for_parts();
+    add_common_responses(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document.
@@ -174,7 +229,22 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = parts();
+    let (api, mut doc) = parts();
+    if state.services.openai.is_none() {
+        // Only the providers this server has are valid values.
+        if let Some(c) = doc.components.as_mut() {
+            c.schemas.insert(
+                "ProviderName".into(),
+                utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::Type::String)
+                        .enum_values(Some(["local"]))
+                        .description(Some("The provider (this server has only `local`)."))
+                        .build(),
+                )),
+            );
+        }
+    }
     let doc = std::sync::Arc::new(doc);
     let body_limit = usize::try_from(state.config.max_upload_bytes)
         .unwrap_or(usize::MAX)

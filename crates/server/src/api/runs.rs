@@ -21,7 +21,7 @@ const MAX_EVENTS: usize = 100;
 /// events are sent as that user (`user.id` and `data.userId` are set to the caller).
 #[utoipa::path(
     post, path = "/api/events", tag = "runs",
-    request_body(content = AnyJson, description = "`{name, data?, id?}` or an array of them"),
+    request_body(content = EventsIn, description = "`{name, data?, id?}` or an array of them"),
     responses((status = 202, description = "`{events: [{id, runs}]}`", body = AnyJson),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
@@ -42,15 +42,26 @@ pub async fn send_events(
             )))
         }
     };
-    if items.is_empty() || items.len() > MAX_EVENTS {
+    if items.len() > MAX_EVENTS {
         return Err(ApiError::BadRequest(format!(
-            "send 1 to {MAX_EVENTS} events at a time"
+            "send at most {MAX_EVENTS} events at a time"
         )));
+    }
+    if items.is_empty() {
+        return Ok((StatusCode::ACCEPTED, Json(json!({ "events": [] }))));
     }
     let mut inputs = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let mut input: EventInput =
             serde_json::from_value(item).map_err(|e| ApiError::BadRequest(format!("event [{i}]: {e}")))?;
+        if input.data.is_null() {
+            input.data = json!({});
+        }
+        if input.name.trim() != input.name || input.name.is_empty() {
+            return Err(ApiError::BadRequest(format!(
+                "event [{i}]: field 'name' must be non-empty, without surrounding whitespace"
+            )));
+        }
         if !caller.is_admin() {
             if input.name.trim().starts_with("learnflow/") {
                 return Err(ApiError::BadRequest(format!(
@@ -80,21 +91,52 @@ pub async fn send_events(
 pub struct RunsQuery {
     /// Only this function.
     function: Option<String>,
-    /// Only these states, comma-separated (queued, running, sleeping, waiting,
-    /// completed, failed, cancelled).
+    /// Only these states, comma-separated.
+    #[param(
+        pattern = "^(queued|running|sleeping|waiting|completed|failed|cancelled)(,(queued|running|sleeping|waiting|completed|failed|cancelled))*$"
+    )]
     status: Option<String>,
     /// Only this user's runs (admins; others always see only their own).
     user: Option<String>,
-    /// Created at or after (Unix ms or RFC 3339).
+    /// Created at or after (Unix milliseconds; RFC 3339 is accepted too).
+    #[param(pattern = "^[0-9]{1,15}$")]
     since: Option<String>,
-    /// Created before (Unix ms or RFC 3339).
+    /// Created before (Unix milliseconds; RFC 3339 is accepted too).
+    #[param(pattern = "^[0-9]{1,15}$")]
     until: Option<String>,
     /// Started by this event id.
     event: Option<String>,
     /// The `nextCursor` of the previous page.
     cursor: Option<i64>,
-    /// Page size (1–1000, default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+}
+
+/// An event to send.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct EventIn {
+    /// Its name (names starting with `learnflow/` are reserved).
+    #[schema(min_length = 1, max_length = 256, pattern = "^(?!learnflow/)\\S(.*\\S)?$")]
+    name: String,
+    /// Its payload.
+    #[schema(value_type = Option<Object>)]
+    data: Option<Value>,
+    /// An id; an id seen in the last 24 hours starts nothing again.
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
+    id: Option<String>,
+}
+
+/// One event or several.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum EventsIn {
+    /// One event.
+    One(EventIn),
+    /// Up to 100 events.
+    Many(Vec<EventIn>),
 }
 
 fn parse_time(field: &str, v: &str) -> Result<Timestamp, ApiError> {
@@ -114,7 +156,6 @@ fn filter_for(caller: &Caller, q: RunsQuery) -> Result<RunFilter, ApiError> {
     let statuses = match &q.status {
         Some(s) => s
             .split(',')
-            .filter(|p| !p.trim().is_empty())
             .map(|p| {
                 p.trim().parse::<RunStatus>().map_err(|_| {
                     ApiError::BadRequest(format!("query 'status': unknown state '{}'", p.trim()))
@@ -229,7 +270,19 @@ pub async fn cancel_run(
 #[serde(deny_unknown_fields)]
 pub struct ReplayBody {
     /// `start` (empty journal) or `failed-step` (keep what completed before the failure).
+    #[schema(value_type = ReplayFromName)]
     pub from: String,
+}
+
+/// Where a replay starts.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "kebab-case")]
+pub enum ReplayFromName {
+    /// An empty journal.
+    Start,
+    /// Keep what completed before the failure.
+    FailedStep,
 }
 
 /// Replays a failed or cancelled run as a new run with the same event.

@@ -3,6 +3,7 @@
 
 mod engine;
 mod pipeline;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -19,12 +20,16 @@ pub enum BenchCommand {
     /// The study-pack pipeline: 50 pages offline, OCR speed, the critical path against a
     /// delayed OpenAI-compatible server, retrieval recall@5.
     Pipeline(pipeline::PipelineBenchArgs),
+    /// `learnflow serve` under load: upload latency, documents per minute, SSE delay,
+    /// memory.
+    Serve(serve::ServeBenchArgs),
 }
 
 pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Engine(args) => engine::run(config, args).await,
         BenchCommand::Pipeline(args) => pipeline::run(config, args).await,
+        BenchCommand::Serve(args) => serve::run(config, args).await,
     }
 }
 
