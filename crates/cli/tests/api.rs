@@ -753,6 +753,7 @@ async fn the_openapi_document_matches_the_routes() {
         "/api/webhooks",
         "/api/webhooks/{id}",
         "/healthz",
+        "/api/me",
     ]
     .into_iter()
     .map(String::from)

@@ -40,12 +40,46 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The web UI's session cookie (it holds the API token; HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "lf_session";
+
+/// The header a cookie-authenticated request that changes something must carry (a
+/// cross-site form cannot set it).
+pub const CSRF_HEADER: &str = "x-learnflow-csrf";
+
+/// The session token from the `Cookie` header, if any.
+pub fn cookie_token(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)
-            .ok_or_else(|| ApiError::Unauthorized("missing 'Authorization: Bearer <token>' header".into()))?;
+        let token = match bearer(parts) {
+            Some(t) => t,
+            None => {
+                let t = cookie_token(parts).ok_or_else(|| {
+                    ApiError::Unauthorized("missing 'Authorization: Bearer <token>' header".into())
+                })?;
+                let safe = matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+                if !safe && !parts.headers.contains_key(CSRF_HEADER) {
+                    return Err(ApiError::Forbidden(format!(
+                        "a request signed in by cookie must carry the {CSRF_HEADER} header"
+                    )));
+                }
+                t
+            }
+        };
         let user = state
             .db
             .user_by_token(token)

@@ -12,6 +12,7 @@
 //! | [`progress`] | live updates into the progress log, SSE streams out of it |
 //! | [`webhooks`] | the durable, signed `deliver-webhooks` function |
 //! | [`metrics`] | Prometheus counters and histograms |
+//! | [`ui`] | the web UI: embedded page, scripts and vendored libraries, cookie sign-in |
 //! | [`error`] | API errors and their JSON shape |
 
 pub mod api;
@@ -20,6 +21,7 @@ pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod progress;
+pub mod ui;
 pub mod webhooks;
 
 use std::future::Future;

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses a part of the harness
 //! A real `learnflow serve` on a loopback port, and a client for it.
 
 use std::io::{BufRead, BufReader};

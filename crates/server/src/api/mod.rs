@@ -115,6 +115,17 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     ))
 }
 
+/// Who the caller is, and the server's upload limit.
+#[utoipa::path(get, path = "/api/me", tag = "operations",
+    responses((status = 200, description = "`{id, name, admin, maxUploadBytes}`", body = AnyJson)),
+    security(("bearer" = [])))]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Json<Value> {
+    Json(json!({
+        "id": caller.0.id, "name": caller.0.name, "admin": caller.0.admin,
+        "maxUploadBytes": state.config.max_upload_bytes,
+    }))
+}
+
 /// Prometheus metrics (an admin's bearer token).
 pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     if !caller.is_admin() {
@@ -217,6 +228,7 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::delete))
         .routes(routes!(healthz))
+        .routes(routes!(me))
         .split_for_parts();
     add_common_responses(&mut doc);
     (router, doc)
@@ -257,6 +269,10 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .route("/metrics", get(metrics))
+    .route("/", get(crate::ui::index))
+    .route("/assets/{*path}", get(crate::ui::asset))
+    .route("/ui/login", axum::routing::post(crate::ui::login))
+    .route("/ui/logout", axum::routing::post(crate::ui::logout))
     .fallback(no_route)
     .layer(axum::extract::DefaultBodyLimit::max(body_limit))
     .layer(axum::middleware::from_fn_with_state(state.clone(), count_status))
