@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Runs LearnFlow's tests on this machine: installs the system tools the tests use
-# (tesseract OCR with English data, poppler's PDF tools, qpdf) when they are missing,
+# (tesseract OCR with English data, poppler's PDF tools, qpdf, Chromium and chromedriver
+# for the browser test, python3-venv for the API fuzzer) when they are missing,
 # then `cargo test --workspace`. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in tesseract-ocr tesseract-ocr-eng poppler-utils qpdf; do
+for pkg in tesseract-ocr tesseract-ocr-eng poppler-utils qpdf chromium chromium-driver python3-venv; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then
-    echo "error: the tests need ${need[*]} (OCR and PDF tools); install them with your package manager" >&2
+    echo "error: the tests need ${need[*]} (OCR and PDF tools, a browser, python venv); install them with your package manager" >&2
     exit 2
   fi
   echo "installing: ${need[*]}"

@@ -4,6 +4,7 @@
 mod engine;
 mod pipeline;
 mod serve;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ pub enum BenchCommand {
     /// `learnflow serve` under load: upload latency, documents per minute, SSE delay,
     /// memory.
     Serve(serve::ServeBenchArgs),
+    /// The dashboard's runs list with 10,000 runs in the store.
+    Ui(ui::UiBenchArgs),
 }
 
 pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -30,6 +33,7 @@ pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode>
         BenchCommand::Engine(args) => engine::run(config, args).await,
         BenchCommand::Pipeline(args) => pipeline::run(config, args).await,
         BenchCommand::Serve(args) => serve::run(config, args).await,
+        BenchCommand::Ui(args) => ui::run(config, args).await,
     }
 }
 

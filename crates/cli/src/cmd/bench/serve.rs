@@ -24,6 +24,9 @@ pub struct ServeBenchArgs {
     /// Seconds of load.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
+    /// Pause between one client's uploads, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    interval_ms: u64,
     /// Print one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -128,43 +131,51 @@ async fn follow_sse(
     }
 }
 
-/// Runs the benchmark.
-pub async fn run(config: &Config, args: ServeBenchArgs) -> anyhow::Result<ExitCode> {
-    if args.clients == 0 || args.seconds == 0 {
-        bail!(crate::UsageError(
-            "--clients and --seconds must be at least 1".into()
-        ));
-    }
-    let dir = tempfile::tempdir().context("creating a scratch data directory")?;
-    let exe = std::env::current_exe().context("finding the learnflow binary")?;
-    let models = config.models_dir();
-    let mut tokens = Vec::new();
-    for i in 0..args.clients {
-        let out = tokio::process::Command::new(&exe)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["users", "create", &format!("bench-{i}")])
-            .output()
-            .await?;
-        if !out.status.success() {
-            bail!("users create failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        tokens.push(text.lines().last().unwrap_or_default().trim().to_string());
-    }
-    let mut child = tokio::process::Command::new(&exe)
+/// `learnflow users create NAME` in `dir`; returns the token and the user id.
+pub async fn create_user(
+    exe: &std::path::Path,
+    dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<(String, String)> {
+    let out = tokio::process::Command::new(exe)
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(dir)
+        .args(["users", "create", name])
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!("users create failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let token = text.lines().last().unwrap_or_default().trim().to_string();
+    let id = text
+        .split(['(', ')'])
+        .find(|p| p.starts_with("usr_"))
+        .unwrap_or_default()
+        .to_string();
+    Ok((token, id))
+}
+
+/// Starts `learnflow serve` on a free loopback port in `dir` (rate limits off);
+/// returns the process and its base URL.
+pub async fn spawn_server(
+    exe: &std::path::Path,
+    dir: &std::path::Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> anyhow::Result<(tokio::process::Child, String)> {
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("--data-dir")
+        .arg(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("LEARNFLOW_MODELS_DIR", &models)
         .env("LEARNFLOW_RATE_LIMIT", "100000")
         .env("LEARNFLOW_RATE_BURST", "100000")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting learnflow serve")?;
-    let pid = child.id().unwrap_or(0);
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().context("starting learnflow serve")?;
     let stdout = child.stdout.take().context("server stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let base = loop {
@@ -177,6 +188,26 @@ pub async fn run(config: &Config, args: ServeBenchArgs) -> anyhow::Result<ExitCo
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, base))
+}
+
+/// Runs the benchmark.
+pub async fn run(config: &Config, args: ServeBenchArgs) -> anyhow::Result<ExitCode> {
+    if args.clients == 0 || args.seconds == 0 {
+        bail!(crate::UsageError(
+            "--clients and --seconds must be at least 1".into()
+        ));
+    }
+    let dir = tempfile::tempdir().context("creating a scratch data directory")?;
+    let exe = std::env::current_exe().context("finding the learnflow binary")?;
+    let models = config.models_dir();
+    let mut tokens = Vec::new();
+    for i in 0..args.clients {
+        tokens.push(create_user(&exe, dir.path(), &format!("bench-{i}")).await?.0);
+    }
+    let (mut child, base) =
+        spawn_server(&exe, dir.path(), &[("LEARNFLOW_MODELS_DIR", models.as_os_str())]).await?;
+    let pid = child.id().unwrap_or(0);
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = rss_mb(pid);
@@ -189,6 +220,7 @@ pub async fn run(config: &Config, args: ServeBenchArgs) -> anyhow::Result<ExitCo
     let start = Instant::now();
     let window = Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
+    let interval_ms = args.interval_ms;
     for (i, token) in tokens.iter().enumerate() {
         let (http, base, token, figs) = (http.clone(), base.clone(), token.clone(), figs.clone());
         tasks.push(tokio::spawn(async move {
@@ -234,8 +266,7 @@ pub async fn run(config: &Config, args: ServeBenchArgs) -> anyhow::Result<ExitCo
                         .push(format!("upload answered {}", r.status())),
                     Err(e) => figs.lock().unwrap().errors.push(format!("upload: {e}")),
                 }
-                // A student does not upload continuously: one document every ~2 s.
-                tokio::time::sleep(Duration::from_millis(2000)).await;
+                tokio::time::sleep(Duration::from_millis(interval_ms)).await;
             }
         }));
     }
@@ -305,6 +336,7 @@ pub async fn run(config: &Config, args: ServeBenchArgs) -> anyhow::Result<ExitCo
     let result = json!({
         "clients": args.clients,
         "seconds": args.seconds,
+        "interval_ms": args.interval_ms,
         "uploads": up.len(),
         "upload_errors": f.errors.len(),
         "upload_p50_ms": ms(percentile(&up, 50.0)),
