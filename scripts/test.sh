@@ -26,6 +26,17 @@ fi
 export LEARNFLOW_MODELS_DIR="${LEARNFLOW_MODELS_DIR:-$HOME/.cache/learnflow/models}"
 mkdir -p "$LEARNFLOW_MODELS_DIR"
 
+# An S3-compatible server for the blob storage test (moto, from PyPI, pinned).
+MOTO_VENV=${LEARNFLOW_MOTO_VENV:-$HOME/.cache/learnflow/moto-5.1.22}
+if [ -z "${LEARNFLOW_MOTO_SERVER:-}" ]; then
+  if [ ! -x "$MOTO_VENV/bin/moto_server" ] && python3 -c "import venv, ensurepip" 2>/dev/null; then
+    python3 -m venv "$MOTO_VENV" && "$MOTO_VENV/bin/pip" install -q "moto[server]==5.1.22" || true
+  fi
+  if [ -x "$MOTO_VENV/bin/moto_server" ]; then
+    export LEARNFLOW_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
+  fi
+fi
+
 cargo test --workspace --locked "$@"
 
 # The HTTP API against its own OpenAPI document (schemathesis from PyPI, pinned).

@@ -15,6 +15,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` (default: `DATA_DIR/learnflow.db`).
     pub database_url: Option<String>,
+    /// Where uploaded files go: `file:///path` or `s3://bucket/prefix` (default: DATA_DIR/blobs).
+    pub blob_url: Option<String>,
     /// SQLite commit durability.
     pub sqlite_durability: Durability,
     /// Language models and embeddings.
@@ -140,6 +142,7 @@ struct PipelineFile {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    blob_url: Option<String>,
     sqlite_durability: Option<String>,
     #[serde(default)]
     ai: Option<AiConfig>,
@@ -283,6 +286,7 @@ impl Config {
                 .or(from_file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("learnflow-data")),
             database_url: over.database_url.or(from_file.database_url),
+            blob_url: env("LEARNFLOW_BLOB_URL").or(from_file.blob_url),
             sqlite_durability: durability,
             ai,
             ingest,

@@ -69,6 +69,40 @@ impl BlobStore {
     }
 
     /// Blobs in any object store.
+    /// Blob storage named by a URL: `file:///path` (or a plain path) for a local folder,
+    /// `s3://bucket/prefix` for S3 or an S3-compatible server, configured from the
+    /// standard `AWS_*` environment variables (`AWS_ENDPOINT`, `AWS_REGION`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`, …).
+    pub fn from_url(url: &str) -> Result<Self, BlobError> {
+        let url = url.trim();
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(BlobError::Storage(format!("blob URL '{url}' names no bucket")));
+            }
+            let s3 = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .map_err(|e| BlobError::Storage(format!("configuring S3 for '{url}': {e}")))?;
+            let prefix = prefix.trim_matches('/');
+            let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                Arc::new(s3)
+            } else {
+                Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+            };
+            return Ok(BlobStore { inner });
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            return Self::local(Path::new(path));
+        }
+        if url.contains("://") {
+            return Err(BlobError::Storage(format!(
+                "unsupported blob URL '{url}': expected file:///path or s3://bucket/prefix"
+            )));
+        }
+        Self::local(Path::new(url))
+    }
+
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
         BlobStore { inner }
     }
@@ -183,6 +217,20 @@ impl BlobWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blob_urls_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        assert!(BlobStore::from_url(&url).is_ok());
+        for bad in ["ftp://host/x", "s3://", "gs://bucket"] {
+            let err = BlobStore::from_url(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(bad.trim_end_matches('/')) || err.contains("bucket"),
+                "{bad}: {err}"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn blobs_round_trip_in_a_folder() {

@@ -86,7 +86,10 @@ pub async fn embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
 pub async fn services(config: &Config) -> anyhow::Result<Arc<Services>> {
     let db = config.sqlite_path().map_err(|e| UsageError(e.to_string()))?;
     let library = SqliteLibrary::open(&db).context("opening the library")?;
-    let blobs = BlobStore::local(&config.data_dir.join("blobs")).context("opening blob storage")?;
+    let blobs = match &config.blob_url {
+        Some(url) => BlobStore::from_url(url).map_err(|e| UsageError(e.to_string()))?,
+        None => BlobStore::local(&config.data_dir.join("blobs")).context("opening blob storage")?,
+    };
     let ingest = IngestOptions {
         ocr_language: config.ingest.ocr_language.clone(),
         limits: Limits {
