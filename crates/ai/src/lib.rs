@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod answer;
+pub mod cpu;
 pub mod doc;
 pub mod embed;
 pub mod nlp;

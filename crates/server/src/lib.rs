@@ -76,7 +76,7 @@ pub struct AppState {
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// The last progress entry written by this node (wakes SSE streams).
-    pub progress: Arc<tokio::sync::watch::Sender<i64>>,
+    pub progress: Arc<progress::ProgressHub>,
     /// Flips to true when the server shuts down (ends SSE streams).
     pub stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -92,7 +92,7 @@ impl AppState {
             limiter: Arc::new(RateLimiter::new(config.rate_per_sec, config.rate_burst)),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
-            progress: Arc::new(tokio::sync::watch::channel(0).0),
+            progress: Arc::new(progress::ProgressHub::default()),
             stop: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }

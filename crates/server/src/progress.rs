@@ -18,6 +18,38 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::db::{NewProgress, ProgressRow};
 use crate::AppState;
 
+/// Wakes the SSE streams of one document when its progress is written (streams of
+/// other documents sleep on).
+#[derive(Default)]
+pub struct ProgressHub {
+    docs: parking_lot::Mutex<HashMap<String, tokio::sync::watch::Sender<i64>>>,
+}
+
+impl ProgressHub {
+    /// A receiver that changes when `document_id` gets new progress.
+    pub fn subscribe(&self, document_id: &str) -> tokio::sync::watch::Receiver<i64> {
+        let mut docs = self.docs.lock();
+        if docs.len() > 10_000 {
+            docs.retain(|_, tx| tx.receiver_count() > 0);
+        }
+        docs.entry(document_id.to_string())
+            .or_insert_with(|| tokio::sync::watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Progress up to `seq` was written for `document_id`.
+    pub fn notify(&self, document_id: &str, seq: i64) {
+        let mut docs = self.docs.lock();
+        if let Some(tx) = docs.get(document_id) {
+            if tx.receiver_count() == 0 {
+                docs.remove(document_id);
+            } else {
+                tx.send_replace(seq);
+            }
+        }
+    }
+}
+
 /// The SSE event name of an update.
 pub fn kind_name(kind: &UpdateKind) -> &'static str {
     match kind {
@@ -101,9 +133,12 @@ pub async fn record(state: AppState, mut stop: tokio::sync::watch::Receiver<bool
             }
             rows.push(to_row(&u, document_id, user_id));
         }
+        let docs: std::collections::BTreeSet<String> = rows.iter().map(|r| r.document_id.clone()).collect();
         match state.db.append_progress(rows).await {
             Ok(Some(last)) => {
-                let _ = state.progress.send(last);
+                for d in &docs {
+                    state.progress.notify(d, last);
+                }
             }
             Ok(None) => {}
             Err(e) => tracing::error!("progress log write failed: {e}"),
@@ -183,7 +218,7 @@ pub fn stream(
     after: i64,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let cursor = Cursor {
-        wake: state.progress.subscribe(),
+        wake: state.progress.subscribe(&document_id),
         stop: state.stop.subscribe(),
         state,
         document_id,

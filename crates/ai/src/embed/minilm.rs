@@ -197,6 +197,7 @@ impl Embedder for MiniLmEmbedder {
         for idxs in order.chunks(MINILM_BATCH_SIZE) {
             let batch: Vec<String> = idxs.iter().map(|&i| texts[i].clone()).collect();
             let inner = Arc::clone(&self.inner);
+            let _cpu = crate::cpu::permit().await;
             let vectors = tokio::task::spawn_blocking(move || inner.embed_batch(batch))
                 .await
                 .map_err(|e| EmbedError::Inference(format!("embedding task failed: {e}")))??;

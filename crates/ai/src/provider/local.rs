@@ -126,6 +126,7 @@ impl ChatProvider for LocalProvider {
             });
         };
         let prompt_tokens: u64 = request.messages.iter().map(|m| estimate_tokens(&m.content)).sum();
+        let _cpu = crate::cpu::permit().await;
         let output = tokio::task::spawn_blocking(move || compute(task))
             .await
             .map_err(|e| ProviderError::ServerError {
