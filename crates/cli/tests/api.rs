@@ -673,6 +673,12 @@ async fn bad_input_gets_clear_errors() {
         .await;
     assert_eq!(unknown_field.status, 400);
     assert!(unknown_field.message().contains('q'), "{}", unknown_field.text);
+    let huge = format!(
+        "{{\"name\": \"x\", \"data\": {{\"pad\": \"{}\"}}}}",
+        "a".repeat(3 * 1024 * 1024)
+    );
+    let too_big = c.post_raw("/api/events", &huge).await;
+    assert_eq!(too_big.status, 413, "{}", too_big.text);
     let not_event = c.post_raw("/api/events", "[1]").await;
     assert_eq!(not_event.status, 400);
     let no_name = c.post_json("/api/events", &json!({ "data": {} })).await;

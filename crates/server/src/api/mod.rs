@@ -162,6 +162,32 @@ async fn no_route() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
 
+/// Largest body of any request but an upload.
+pub const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
+
+/// Bodies other than uploads are cut off at [`MAX_JSON_BODY`] (413), so a large JSON
+/// body is refused without being held in memory whole.
+async fn limit_bodies(req: Request, next: Next) -> Response {
+    let upload = req.method() == axum::http::Method::POST && req.uri().path() == "/api/documents";
+    if upload {
+        return next.run(req).await;
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_JSON_BODY) {
+        return ApiError::TooLarge(format!(
+            "the request body is larger than {} MB",
+            MAX_JSON_BODY / (1024 * 1024)
+        ))
+        .into_response();
+    }
+    let req = req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, MAX_JSON_BODY)));
+    next.run(req).await
+}
+
 async fn count_status(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     state.metrics.http(resp.status().as_u16());
@@ -275,6 +301,7 @@ pub fn router(state: AppState) -> Router {
     .route("/ui/logout", axum::routing::post(crate::ui::logout))
     .fallback(no_route)
     .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+    .layer(axum::middleware::from_fn(limit_bodies))
     .layer(axum::middleware::from_fn_with_state(state.clone(), count_status))
     .with_state(state)
 }
