@@ -77,15 +77,23 @@ psql_q() { # psql_q DB SQL...: run SQL over TCP, quietly, failing on error
     -h 127.0.0.1 -p "$PORT" -U postgres -d "$db" "$@"
 }
 
-is_running() { [ -f "$DATA/postmaster.pid" ] && as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
+# The postmaster named in postmaster.pid is alive. Not `pg_ctl status`: after a crash the
+# dead postmaster can linger as a zombie (PID 1 here reaps late), which pg_ctl counts as running.
+is_running() {
+  local pid state
+  pid=$(head -n1 "$DATA/postmaster.pid" 2>/dev/null) && [ -n "$pid" ] || return 1
+  state=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
+  [[ $state != Z* ]]
+}
 
-lock() { # serialise concurrent start/stop calls
+lock() { # serialise concurrent start/stop calls (fd 9; the server must not inherit it)
   mkdir -p "$(dirname "$DATA")"
   exec 9>"$DATA.lock"
   flock 9
 }
 
 cmd_start() {
+  local i pid sockdir locale
   lock
   install_wheel
 
@@ -100,7 +108,7 @@ cmd_start() {
     mkdir -p "$DATA"
     if [ "$(id -u)" -eq 0 ]; then chown "$RUN_USER": "$DATA"; fi
     chmod 700 "$DATA"
-    local locale=C
+    locale=C
     locale -a 2>/dev/null | grep -qix 'c\.utf-\?8' && locale=C.UTF-8
     as_pg "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --locale="$locale" >"$DATA.initdb.log" 2>&1 ||
       { cat "$DATA.initdb.log" >&2; die "initdb failed"; }
@@ -108,17 +116,23 @@ cmd_start() {
   [ "$(cat "$DATA/PG_VERSION")" = 16 ] || die "$DATA holds a PostgreSQL $(cat "$DATA/PG_VERSION") cluster, not 16"
 
   if ! is_running; then
+    # A crashed postmaster still listed as a zombie makes the new one refuse to start
+    # ("lock file postmaster.pid already exists"): wait for it to be reaped.
+    pid=$(head -n1 "$DATA/postmaster.pid" 2>/dev/null || true)
+    for i in $(seq 1 50); do
+      [ -n "$pid" ] && ps -p "$pid" >/dev/null 2>&1 || break
+      sleep 0.2
+    done
     # The unix socket goes into the data dir (not /tmp, which the system server could share),
     # unless that path would be too long for a socket address.
-    local sockdir=$DATA
+    sockdir=$DATA
     [ ${#sockdir} -gt 90 ] && sockdir=/tmp
     log "starting PostgreSQL 16 on 127.0.0.1:$PORT (log: $LOG)"
     as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $PORT -c unix_socket_directories=$sockdir" start >&2 ||
-      { tail -n 20 "$LOG" >&2 || true; die "the server did not start (port $PORT in use?)"; }
+      -o "-c listen_addresses=127.0.0.1 -p $PORT -c unix_socket_directories=$sockdir" start >&2 9>&- ||
+      { tail -n 20 "$LOG" >&2 || true; die "the server did not start; see $LOG (is port $PORT in use?)"; }
   fi
 
-  local i
   for i in $(seq 1 60); do
     "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres && break
     [ "$i" -eq 60 ] && die "the server on 127.0.0.1:$PORT does not accept connections"
