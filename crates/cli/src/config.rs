@@ -45,6 +45,8 @@ pub struct ServerSection {
     pub webhook_backoff_ms: u64,
     /// Retries per webhook delivery (env `LEARNFLOW_WEBHOOK_RETRIES`).
     pub webhook_retries: u32,
+    /// Whether webhooks may target loopback/private addresses (env `LEARNFLOW_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
 }
 
 impl Default for ServerSection {
@@ -56,6 +58,7 @@ impl Default for ServerSection {
             shutdown_grace_secs: 10,
             webhook_backoff_ms: 2_000,
             webhook_retries: 8,
+            webhook_allow_private: true,
         }
     }
 }
@@ -275,6 +278,9 @@ impl Config {
         }
         if let Some(v) = env_parse("LEARNFLOW_WEBHOOK_RETRIES")? {
             server.webhook_retries = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_WEBHOOK_ALLOW_PRIVATE")? {
+            server.webhook_allow_private = v;
         }
         if !server.rate_limit.is_finite() || server.rate_limit <= 0.0 {
             bail!("server rate_limit must be a positive number of requests per second");

@@ -469,6 +469,26 @@ async fn webhooks_are_signed_and_redelivered_after_a_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_webhook_targets_can_be_refused() {
+    let server = Server::start(&[("LEARNFLOW_WEBHOOK_ALLOW_PRIVATE", "false")]);
+    let c = server.client(&server.create_user("tenant"));
+    for url in [
+        "http://127.0.0.1:9/x",
+        "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://localhost:8080/x",
+    ] {
+        let r = c.post_json("/api/webhooks", &json!({ "url": url })).await;
+        assert_eq!(r.status, 400, "{url}: {}", r.text);
+        assert!(r.message().contains("private address"), "{url}: {}", r.text);
+    }
+    assert!(c.get("/api/webhooks").await.json["webhooks"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_cannot_see_or_touch_each_others_things() {
     let server = Server::start(&[]);
     let a = server.client(&server.create_user("alice"));

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub rate_burst: u32,
     /// How long running steps may go on after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Whether webhooks may target loopback, private and link-local addresses.
+    pub webhook_allow_private: bool,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             rate_per_sec: 50.0,
             rate_burst: 100,
             shutdown_grace: Duration::from_secs(10),
+            webhook_allow_private: true,
         }
     }
 }

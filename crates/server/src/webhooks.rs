@@ -59,6 +59,59 @@ pub struct DeliveryOptions {
     pub backoff: RetryPolicy,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Whether loopback, private and link-local targets are allowed.
+    pub allow_private: bool,
+}
+
+/// Whether an address is loopback, private, link-local, shared (CGNAT), unspecified or
+/// otherwise not a public destination.
+pub fn is_private(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Resolves a webhook URL's host and refuses private destinations.
+pub async fn check_public(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or("the URL has no host")?
+        .trim_matches(['[', ']']);
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve '{host}': {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("'{host}' resolves to no address"));
+    }
+    if let Some(a) = addrs.iter().find(|a| is_private(a.ip())) {
+        return Err(format!(
+            "'{host}' is a private address ({}), which this server does not allow for webhooks",
+            a.ip()
+        ));
+    }
+    Ok(())
 }
 
 impl Default for DeliveryOptions {
@@ -71,6 +124,7 @@ impl Default for DeliveryOptions {
                 max_delay: Duration::from_secs(600),
             },
             timeout: Duration::from_secs(10),
+            allow_private: true,
         }
     }
 }
@@ -81,6 +135,7 @@ pub fn deliver_webhooks(db: ServerDb, options: DeliveryOptions) -> FunctionDef {
         .timeout(options.timeout)
         .build()
         .unwrap_or_default();
+    let allow_private = options.allow_private;
     let shared = Arc::new((db, client));
     Function::new(FUNCTION_ID)
         .name("Deliver webhooks for a processed document")
@@ -120,7 +175,7 @@ pub fn deliver_webhooks(db: ServerDb, options: DeliveryOptions) -> FunctionDef {
                     let ctx = &ctx;
                     async move {
                         ctx.run(&format!("deliver-{}", t.id), || {
-                            deliver(db, client, &user, t, &event_id, body.clone())
+                            deliver(db, client, &user, t, &event_id, body.clone(), allow_private)
                         })
                         .await
                     }
@@ -155,6 +210,7 @@ async fn deliver(
     target: &Target,
     event_id: &str,
     body: Arc<Vec<u8>>,
+    allow_private: bool,
 ) -> Result<Value, Failure> {
     let Some(hook) = db
         .webhook(user, &target.id)
@@ -163,6 +219,12 @@ async fn deliver(
     else {
         return Ok(json!({ "skipped": "the webhook was deleted" }));
     };
+    if !allow_private {
+        // Checked at every attempt: a name may resolve elsewhere since it was registered.
+        check_public(&hook.url)
+            .await
+            .map_err(|e| Failure::non_retriable(format!("not delivered to {}: {e}", hook.url)))?;
+    }
     let ts = learnflow_engine::Timestamp::now_utc().millis() / 1000;
     let sig = signature(&hook.secret, ts, &body);
     let resp = client
@@ -200,6 +262,34 @@ async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_addresses_are_recognised() {
+        for private in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_private(private.parse().unwrap()), "{private}");
+        }
+        for public in [
+            "8.8.8.8",
+            "93.184.216.34",
+            "2606:4700::1111",
+            "100.128.0.1",
+            "172.32.0.1",
+        ] {
+            assert!(!is_private(public.parse().unwrap()), "{public}");
+        }
+    }
 
     #[test]
     fn the_signature_covers_timestamp_and_body() {

@@ -79,6 +79,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 factor: 2.0,
                 max_delay: Duration::from_secs(600),
             },
+            allow_private: s.webhook_allow_private,
             ..DeliveryOptions::default()
         },
     ))?;
@@ -96,6 +97,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             rate_per_sec: s.rate_limit,
             rate_burst: s.rate_burst,
             shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
+            webhook_allow_private: s.webhook_allow_private,
         },
     );
     println!("LearnFlow listening on http://{addr}");

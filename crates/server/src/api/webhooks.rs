@@ -52,6 +52,11 @@ pub async fn create(
                     .into(),
             )
         })?;
+    if !state.config.webhook_allow_private {
+        crate::webhooks::check_public(url.as_str())
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("field 'url': {e}")))?;
+    }
     if state.db.webhooks(caller.id()).await?.len() >= MAX_WEBHOOKS {
         return Err(ApiError::Conflict(format!(
             "a user may have at most {MAX_WEBHOOKS} webhooks"
