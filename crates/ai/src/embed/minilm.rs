@@ -8,7 +8,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-use super::{check_non_empty, EmbedError, Embedder};
+use super::{embed_in_batches, EmbedError, Embedder};
 
 /// The model id stored with MiniLM vectors.
 pub const MINILM_MODEL_ID: &str = "minilm-l6-v2";
@@ -187,29 +187,7 @@ impl Embedder for MiniLmEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        check_non_empty(texts)?;
-        // Batch texts of similar length together so little work is spent on padding; the
-        // results are put back in input order.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].chars().count());
-
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for idxs in order.chunks(MINILM_BATCH_SIZE) {
-            let batch: Vec<String> = idxs.iter().map(|&i| texts[i].clone()).collect();
-            let inner = Arc::clone(&self.inner);
-            let _cpu = crate::cpu::permit().await;
-            let vectors = tokio::task::spawn_blocking(move || inner.embed_batch(batch))
-                .await
-                .map_err(|e| EmbedError::Inference(format!("embedding task failed: {e}")))??;
-            if vectors.len() != idxs.len() {
-                return Err(EmbedError::Inference(
-                    "the model returned a wrong number of vectors".into(),
-                ));
-            }
-            for (&i, v) in idxs.iter().zip(vectors) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        let inner = Arc::clone(&self.inner);
+        embed_in_batches(texts, MINILM_BATCH_SIZE, move |batch| inner.embed_batch(batch)).await
     }
 }

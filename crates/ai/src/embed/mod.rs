@@ -91,6 +91,40 @@ pub fn l2_normalize(v: &mut [f32]) {
 }
 
 /// Returns [`EmbedError::EmptyInput`] for the first empty or whitespace-only text.
+/// Embeds `texts` with a blocking batch function: checks them, groups texts of similar
+/// length into batches of `batch_size` (little work spent on padding), runs each batch on
+/// the blocking pool under a CPU permit, and puts the vectors back in input order.
+pub(crate) async fn embed_in_batches<F>(
+    texts: &[String],
+    batch_size: usize,
+    embed_batch: F,
+) -> Result<Vec<Vec<f32>>, EmbedError>
+where
+    F: Fn(Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> + Clone + Send + 'static,
+{
+    check_non_empty(texts)?;
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| texts[i].chars().count());
+    let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+    for idxs in order.chunks(batch_size.max(1)) {
+        let batch: Vec<String> = idxs.iter().map(|&i| texts[i].clone()).collect();
+        let run = embed_batch.clone();
+        let _cpu = crate::cpu::permit().await;
+        let vectors = tokio::task::spawn_blocking(move || run(batch))
+            .await
+            .map_err(|e| EmbedError::Inference(format!("embedding task failed: {e}")))??;
+        if vectors.len() != idxs.len() {
+            return Err(EmbedError::Inference(
+                "the model returned a wrong number of vectors".into(),
+            ));
+        }
+        for (&i, v) in idxs.iter().zip(vectors) {
+            out[i] = v;
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn check_non_empty(texts: &[String]) -> Result<(), EmbedError> {
     match texts.iter().position(|t| t.trim().is_empty()) {
         Some(index) => Err(EmbedError::EmptyInput { index }),

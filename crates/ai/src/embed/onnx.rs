@@ -18,7 +18,7 @@ use tokenizers::Tokenizer;
 use super::error::{ONNX_MODEL_ENV, ORT_DYLIB_ENV};
 use super::minilm::load_tokenizer;
 use super::store::OnnxFiles;
-use super::{check_non_empty, l2_normalize, EmbedError, Embedder, MINILM_DIMENSIONS};
+use super::{embed_in_batches, l2_normalize, EmbedError, Embedder, MINILM_DIMENSIONS};
 
 /// The model id stored with int8 ONNX MiniLM vectors (never mixed with fp32 "minilm-l6-v2").
 pub const ONNX_MINILM_MODEL_ID: &str = "minilm-l6-v2-int8";
@@ -296,29 +296,10 @@ impl Embedder for OnnxMiniLmEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        check_non_empty(texts)?;
-        // Batch texts of similar length together so little work is spent on padding; the
-        // results are put back in input order.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].chars().count());
-
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for idxs in order.chunks(ONNX_MINILM_BATCH_SIZE) {
-            let batch: Vec<String> = idxs.iter().map(|&i| texts[i].clone()).collect();
-            let inner = Arc::clone(&self.inner);
-            let _cpu = crate::cpu::permit().await;
-            let vectors = tokio::task::spawn_blocking(move || inner.embed_batch(batch))
-                .await
-                .map_err(|e| EmbedError::Inference(format!("embedding task failed: {e}")))??;
-            if vectors.len() != idxs.len() {
-                return Err(EmbedError::Inference(
-                    "the model returned a wrong number of vectors".into(),
-                ));
-            }
-            for (&i, v) in idxs.iter().zip(vectors) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        let inner = Arc::clone(&self.inner);
+        embed_in_batches(texts, ONNX_MINILM_BATCH_SIZE, move |batch| {
+            inner.embed_batch(batch)
+        })
+        .await
     }
 }
