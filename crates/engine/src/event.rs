@@ -71,10 +71,16 @@ impl EventInput {
                 name.len()
             )));
         }
-        if !self.data.is_object() {
+        // `null` data is no data, like data left out.
+        let data = if self.data.is_null() {
+            empty_object()
+        } else {
+            self.data
+        };
+        if !data.is_object() {
             return Err(EngineError::InvalidEvent(format!(
                 "event '{name}': data must be a JSON object, got {}",
-                json_type(&self.data)
+                json_type(&data)
             )));
         }
         let user = self.user.unwrap_or_else(empty_object);
@@ -99,7 +105,7 @@ impl EventInput {
             Some(id) => id,
             None => new_ulid(),
         };
-        let size = name.len() + json_len(&self.data) + json_len(&user);
+        let size = name.len() + json_len(&data) + json_len(&user);
         if size > MAX_EVENT_BYTES {
             return Err(EngineError::EventTooLarge {
                 name,
@@ -110,7 +116,7 @@ impl EventInput {
         Ok(Event {
             id,
             name,
-            data: self.data,
+            data,
             user,
             ts: self.ts.unwrap_or(now),
         })
@@ -207,5 +213,14 @@ mod tests {
         assert_eq!(e.ts, Timestamp::from_millis(7));
         assert_eq!(e.id.len(), 26);
         assert_eq!(e.to_expr_value()["data"]["x"], 1);
+    }
+
+    #[test]
+    fn null_data_is_no_data_and_other_non_objects_are_refused() {
+        let now = Timestamp::from_millis(1);
+        let e = EventInput::new("x", Value::Null).into_event(now).unwrap();
+        assert_eq!(e.data, json!({}));
+        let err = EventInput::new("x", json!(3)).into_event(now).unwrap_err();
+        assert!(err.to_string().contains("data must be a JSON object"), "{err}");
     }
 }

@@ -135,7 +135,6 @@ pub async fn serve(
         .engine
         .shutdown_gracefully(state.config.shutdown_grace)
         .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let _ = recorder_stop.send(true);
     let _ = recorder.await;
     result.map_err(ServeError::Io)

@@ -73,33 +73,41 @@ pub fn is_terminal(kind: &str) -> bool {
     matches!(kind, "completed" | "failed" | "cancelled")
 }
 
-/// Follows the engine's updates until `stop` flips; never returns early on errors.
+/// Follows the engine's updates until `stop` flips, then writes what is still queued
+/// and returns; never returns early on errors.
 pub async fn record(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut rx = state.engine.subscribe();
     let mut owners: HashMap<RunId, Option<(String, String)>> = HashMap::new();
     let mut started: HashMap<(RunId, String), i64> = HashMap::new();
+    let mut stopping = false;
     loop {
-        let first = tokio::select! {
-            u = rx.recv() => u,
-            _ = stop.changed() => return,
-        };
         let mut batch = Vec::new();
-        match first {
-            Ok(u) => batch.push(u),
-            Err(RecvError::Lagged(n)) => {
-                tracing::warn!(
-                    missed = n,
-                    "the progress recorder fell behind; some live events are missing"
-                );
-                continue;
+        if !stopping {
+            let first = tokio::select! {
+                u = rx.recv() => Some(u),
+                _ = stop.changed() => None,
+            };
+            match first {
+                Some(Ok(u)) => batch.push(u),
+                Some(Err(RecvError::Lagged(n))) => {
+                    tracing::warn!(
+                        missed = n,
+                        "the progress recorder fell behind; some live events are missing"
+                    );
+                    continue;
+                }
+                Some(Err(RecvError::Closed)) => return,
+                None => stopping = true,
             }
-            Err(RecvError::Closed) => return,
         }
         while batch.len() < 512 {
             match rx.try_recv() {
                 Ok(u) => batch.push(u),
                 Err(_) => break,
             }
+        }
+        if stopping && batch.is_empty() {
+            return;
         }
         let mut rows = Vec::new();
         for u in batch {

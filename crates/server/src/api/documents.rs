@@ -60,27 +60,21 @@ pub enum ProviderName {
     Openai,
 }
 
-/// An agent name.
-#[derive(Clone, Copy, Debug, Deserialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-#[allow(missing_docs)]
-pub enum AgentChoice {
-    Summary,
-    Notes,
-    Outline,
-    KeyConcepts,
-    Glossary,
-    Flashcards,
-    Quiz,
-    Cloze,
-    Diagram,
-    Timeline,
-    Examples,
-    Mnemonics,
-    Faq,
-    StudyPlan,
-    Prerequisites,
+/// An agent name, as a schema: the values come from [`AgentName::ALL`], so the API
+/// document lists exactly the agents the pipeline has.
+pub struct AgentChoice;
+
+impl utoipa::PartialSchema for AgentChoice {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(AgentName::ALL.iter().map(|a| a.as_str())))
+            .description(Some("An agent name."))
+            .into()
+    }
 }
+
+impl ToSchema for AgentChoice {}
 
 /// The answer to an upload.
 #[derive(Serialize, ToSchema)]

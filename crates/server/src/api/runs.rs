@@ -54,9 +54,6 @@ pub async fn send_events(
     for (i, item) in items.into_iter().enumerate() {
         let mut input: EventInput =
             serde_json::from_value(item).map_err(|e| ApiError::BadRequest(format!("event [{i}]: {e}")))?;
-        if input.data.is_null() {
-            input.data = json!({});
-        }
         if input.name.trim() != input.name || input.name.is_empty() {
             return Err(ApiError::BadRequest(format!(
                 "event [{i}]: field 'name' must be non-empty, without surrounding whitespace"
