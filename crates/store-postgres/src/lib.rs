@@ -1,24 +1,16 @@
 //! # learnflow-store-postgres
 //!
-//! LearnFlow on PostgreSQL, for several nodes sharing one database. This first part
-//! owns the connection and the schema: versioned migrations that run at start-up (one
-//! node at a time, under an advisory lock), a refusal of a schema newer than the binary,
-//! and a clear error when the server lacks pgvector. The engine's `Store` on top of it
-//! is the next step (see the issues).
+//! LearnFlow on PostgreSQL, for several nodes sharing one database: a connection pool
+//! that rides out server restarts ([`pool`]), versioned migrations that run at
+//! start-up (one node at a time, under an advisory lock; a schema newer than the binary
+//! is refused; a server without pgvector is named as such), and [`PostgresStore`], the
+//! engine's store, where work is claimed with `FOR UPDATE SKIP LOCKED` and leases, and
+//! concurrency slots and throttles live in the database so limits hold across nodes.
 
+#![warn(missing_docs)]
+
+pub mod pool;
 mod schema;
 
-pub use schema::{migrate, SchemaError, SCHEMA_VERSION};
-
-/// Connects to `url` (`postgres://…`), spawning the connection's I/O task.
-pub async fn connect(url: &str) -> Result<tokio_postgres::Client, SchemaError> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| SchemaError::Connect(e.to_string()))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!("PostgreSQL connection ended: {e}");
-        }
-    });
-    Ok(client)
-}
+pub use pool::{FailureKind, OpError, PgFailure, PgPool, Tx};
+pub use schema::{migrate, migrate_set, SchemaError, SCHEMA_VERSION};

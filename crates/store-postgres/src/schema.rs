@@ -1,13 +1,12 @@
-//! The PostgreSQL schema and its migrations, versioned in `learnflow_schema`.
+//! The PostgreSQL schema and its migrations, versioned per component in
+//! `learnflow_schema` (the engine's tables here; the library and the server bring
+//! their own sets through [`migrate_set`]).
 
-use tokio_postgres::Client;
+use crate::pool::{OpError, PgFailure, PgPool, Tx};
 
 /// Why the schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    /// No connection.
-    #[error("cannot connect to PostgreSQL: {0}")]
-    Connect(String),
     /// The server has no pgvector.
     #[error(
         "this PostgreSQL server has no pgvector extension (needed for vector search); install pgvector \
@@ -15,29 +14,36 @@ pub enum SchemaError {
     )]
     NoVector,
     /// The database was migrated by a newer binary.
-    #[error("the database has schema version {found}, newer than this binary knows ({known}); use a newer learnflow")]
+    #[error(
+        "the database has schema version {found} of '{component}', newer than this binary knows ({known}); \
+         use a newer learnflow"
+    )]
     TooNew {
+        /// Which set of tables.
+        component: String,
         /// In the database.
         found: i32,
         /// Known here.
         known: i32,
     },
-    /// A statement failed.
-    #[error("PostgreSQL error while migrating: {0}")]
-    Sql(String),
+    /// The database failed or could not be reached.
+    #[error("{0}")]
+    Db(#[from] PgFailure),
 }
 
-fn sql(e: tokio_postgres::Error) -> SchemaError {
-    SchemaError::Sql(match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
-    })
+impl OpError for SchemaError {
+    fn failure(&self) -> Option<&PgFailure> {
+        match self {
+            SchemaError::Db(f) => Some(f),
+            _ => None,
+        }
+    }
 }
 
 /// Migrations, in order; the schema version is the number applied. Times are Unix
 /// milliseconds (`BIGINT`), JSON is `JSONB`, as in the SQLite store.
 const MIGRATIONS: &[&str] = &[r#"
-CREATE EXTENSION IF NOT EXISTS vector;
+CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public;
 
 CREATE TABLE events (
     seq          BIGSERIAL PRIMARY KEY,
@@ -130,55 +136,77 @@ CREATE TABLE nodes (
     started_at    BIGINT  NOT NULL,
     heartbeat_at  BIGINT  NOT NULL
 );
+
+-- Concurrency slots held by executing steps, shared by every node: a step takes one
+-- row per pool it needs; rows of a node that stops heartbeating expire.
+CREATE TABLE slots (
+    pool        TEXT   NOT NULL,
+    holder      TEXT   NOT NULL,
+    node        TEXT   NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    PRIMARY KEY (pool, holder)
+);
+CREATE INDEX slots_by_node ON slots(node);
 "#];
 
-/// The schema version this binary writes.
+/// The engine's schema version this binary writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// A key for `pg_advisory_xact_lock`: one node migrates at a time.
 const MIGRATION_LOCK: i64 = 0x4c46_4d49_4752; // "LFMIGR"
 
-/// Brings the database (the connection's `search_path`) up to [`SCHEMA_VERSION`];
-/// refuses a newer schema and a server without pgvector. Safe to call from several
-/// nodes at once.
-pub async fn migrate(client: &mut Client) -> Result<i32, SchemaError> {
-    let has_vector = client
-        .query_opt("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'", &[])
-        .await
-        .map_err(sql)?
-        .is_some();
+/// Brings the engine's tables (in the connection's `search_path`) up to
+/// [`SCHEMA_VERSION`]; refuses a newer schema and a server without pgvector. Safe to
+/// call from several nodes at once.
+pub async fn migrate(pool: &PgPool) -> Result<i32, SchemaError> {
+    let has_vector = pool
+        .tx(|tx: &mut Tx<'_>| {
+            Ok::<_, SchemaError>(
+                tx.query_opt("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'", &[])?
+                    .is_some(),
+            )
+        })
+        .await?;
     if !has_vector {
         return Err(SchemaError::NoVector);
     }
-    let tx = client.transaction().await.map_err(sql)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(sql)?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS learnflow_schema (version INTEGER NOT NULL)")
-        .await
-        .map_err(sql)?;
-    let current: i32 = tx
-        .query_one("SELECT COALESCE(MAX(version), 0) FROM learnflow_schema", &[])
-        .await
-        .map_err(sql)?
-        .get(0);
-    if current > SCHEMA_VERSION {
-        return Err(SchemaError::TooNew {
-            found: current,
-            known: SCHEMA_VERSION,
-        });
-    }
-    for (i, statements) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        tx.batch_execute(statements).await.map_err(sql)?;
-        let version = i as i32 + 1;
-        tx.execute("DELETE FROM learnflow_schema", &[])
-            .await
-            .map_err(sql)?;
-        tx.execute("INSERT INTO learnflow_schema (version) VALUES ($1)", &[&version])
-            .await
-            .map_err(sql)?;
-        tracing::info!(version, "applied PostgreSQL schema migration");
-    }
-    tx.commit().await.map_err(sql)?;
-    Ok(SCHEMA_VERSION)
+    migrate_set(pool, "engine", MIGRATIONS).await
+}
+
+/// Brings one component's tables up to `migrations.len()`, each migration once, under
+/// an advisory lock; refuses a database whose version of the component is newer.
+pub async fn migrate_set(
+    pool: &PgPool,
+    component: &'static str,
+    migrations: &'static [&'static str],
+) -> Result<i32, SchemaError> {
+    let known = migrations.len() as i32;
+    pool.tx(move |tx: &mut Tx<'_>| {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch(
+            "CREATE TABLE IF NOT EXISTS learnflow_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+        )?;
+        let current: i32 = tx
+            .query_opt("SELECT version FROM learnflow_schema WHERE component = $1", &[&component])?
+            .map_or(0, |r| r.get(0));
+        if current > known {
+            return Err(SchemaError::TooNew {
+                component: component.to_string(),
+                found: current,
+                known,
+            });
+        }
+        for (i, statements) in migrations.iter().enumerate().skip(current as usize) {
+            tx.batch(statements)?;
+            let version = i as i32 + 1;
+            tx.execute(
+                "INSERT INTO learnflow_schema (component, version) VALUES ($1, $2) \
+                 ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version",
+                &[&component, &version],
+            )?;
+            tracing::info!(component, version, "applied PostgreSQL schema migration");
+        }
+        Ok(known)
+    })
+    .await
 }

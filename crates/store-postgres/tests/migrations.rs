@@ -2,7 +2,7 @@
 //! the URL comes from `LEARNFLOW_TEST_DATABASE_URL`). Under `CI=true` a missing server
 //! fails the test; elsewhere the test says loudly that it skipped.
 
-use learnflow_store_postgres::{connect, migrate, SchemaError, SCHEMA_VERSION};
+use learnflow_store_postgres::{migrate, PgFailure, PgPool, SchemaError, Tx, SCHEMA_VERSION};
 
 fn url() -> Option<String> {
     match std::env::var("LEARNFLOW_TEST_DATABASE_URL") {
@@ -17,38 +17,50 @@ fn url() -> Option<String> {
     }
 }
 
-/// A client whose `search_path` is a fresh schema, so tests do not meet.
-async fn isolated(url: &str) -> (tokio_postgres::Client, String) {
-    let client = connect(url).await.expect("PostgreSQL answers");
+/// A pool whose `search_path` is a fresh schema, so tests do not meet.
+async fn isolated(url: &str) -> (PgPool, String) {
     let schema = format!("t_{}", ulid::Ulid::new().to_string().to_lowercase());
-    client
-        .batch_execute(&format!(
-            "CREATE SCHEMA {schema}; SET search_path TO {schema}, public"
-        ))
-        .await
-        .unwrap();
-    (client, schema)
+    let admin = PgPool::new(url, 1).unwrap();
+    sql(&admin, &format!("CREATE SCHEMA {schema}")).await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let pool = PgPool::new(&format!("{url}{sep}options=-csearch_path%3D{schema},public"), 4).unwrap();
+    (pool, schema)
 }
 
-async fn table_names(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
-    client
-        .query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
-            &[&schema],
+async fn sql(pool: &PgPool, text: &str) {
+    let text = text.to_string();
+    pool.tx(move |tx: &mut Tx<'_>| tx.batch(&text)).await.unwrap();
+}
+
+async fn table_names(pool: &PgPool, schema: &str) -> Vec<String> {
+    let schema = schema.to_string();
+    pool.tx(move |tx: &mut Tx<'_>| {
+        Ok::<_, PgFailure>(
+            tx.query_dynamic(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+                &[&schema],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
         )
+    })
+    .await
+    .unwrap()
+}
+
+async fn one_f64(pool: &PgPool, text: &'static str) -> f64 {
+    pool.tx(move |tx: &mut Tx<'_>| Ok::<_, PgFailure>(tx.query_one(text, &[])?.get(0)))
         .await
         .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 #[tokio::test]
 async fn migrations_create_the_schema_once_and_refuse_a_newer_one() {
     let Some(url) = url() else { return };
-    let (mut client, schema) = isolated(&url).await;
-    assert_eq!(migrate(&mut client).await.unwrap(), SCHEMA_VERSION);
-    let tables = table_names(&client, &schema).await;
+    let (pool, schema) = isolated(&url).await;
+    assert_eq!(migrate(&pool).await.unwrap(), SCHEMA_VERSION);
+    let tables = table_names(&pool, &schema).await;
     for t in [
         "events",
         "runs",
@@ -57,31 +69,22 @@ async fn migrations_create_the_schema_once_and_refuse_a_newer_one() {
         "throttle",
         "idempotency",
         "nodes",
+        "slots",
         "learnflow_schema",
     ] {
         assert!(tables.contains(&t.to_string()), "{t} missing from {tables:?}");
     }
     // Again: nothing to do, nothing breaks.
-    assert_eq!(migrate(&mut client).await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(migrate(&pool).await.unwrap(), SCHEMA_VERSION);
     // pgvector works in this database.
-    let d: f64 = client
-        .query_one("SELECT ('[1,2,3]'::vector <-> '[1,2,4]'::vector)::float8", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let d = one_f64(&pool, "SELECT ('[1,2,3]'::vector <-> '[1,2,4]'::vector)::float8").await;
     assert!((d - 1.0).abs() < 1e-9);
     // A database from the future is refused with a clear message.
-    client
-        .execute("UPDATE learnflow_schema SET version = version + 1", &[])
-        .await
-        .unwrap();
-    let err = migrate(&mut client).await.unwrap_err();
+    sql(&pool, "UPDATE learnflow_schema SET version = version + 1").await;
+    let err = migrate(&pool).await.unwrap_err();
     assert!(matches!(err, SchemaError::TooNew { .. }), "{err}");
     assert!(err.to_string().contains("newer than this binary"), "{err}");
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    sql(&pool, &format!("DROP SCHEMA {schema} CASCADE")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,32 +95,24 @@ async fn nodes_starting_together_migrate_once() {
     for _ in 0..4 {
         let (url, schema) = (url.clone(), schema.clone());
         tasks.push(tokio::spawn(async move {
-            let mut c = connect(&url).await.unwrap();
-            c.batch_execute(&format!("SET search_path TO {schema}, public"))
-                .await
-                .unwrap();
-            migrate(&mut c).await
+            let pool = PgPool::new(&format!("{url}?options=-csearch_path%3D{schema},public"), 1).unwrap();
+            migrate(&pool).await
         }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), SCHEMA_VERSION);
     }
-    let versions: i64 = admin
-        .query_one("SELECT COUNT(*) FROM learnflow_schema", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(versions, 1);
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    let versions = one_f64(&admin, "SELECT COUNT(*)::float8 FROM learnflow_schema").await;
+    assert_eq!(versions, 1.0);
+    sql(&admin, &format!("DROP SCHEMA {schema} CASCADE")).await;
 }
 
 #[tokio::test]
 async fn a_server_that_is_not_there_is_a_clear_error() {
-    let err = connect("postgres://postgres@127.0.0.1:1/none").await.unwrap_err();
-    assert!(err.to_string().contains("cannot connect to PostgreSQL"), "{err}");
+    let pool = PgPool::new("postgres://postgres@127.0.0.1:1/none", 1).unwrap();
+    let err = pool.check().await.unwrap_err();
+    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    assert!(PgPool::new("mysql://what", 1).is_err());
 }
 
 /// The machine's own PostgreSQL (15, port 5432, no pgvector), or
@@ -126,24 +121,25 @@ async fn a_server_that_is_not_there_is_a_clear_error() {
 async fn a_server_without_pgvector_is_refused_with_the_reason() {
     let url = std::env::var("LEARNFLOW_TEST_PLAIN_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut client = match connect(&url).await {
-        Ok(c) => c,
+    let pool = PgPool::new(&url, 1).unwrap();
+    match pool.check().await {
+        Ok(()) => {}
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("{url}: {e}"),
         Err(e) => {
             eprintln!("WARNING: SKIPPING the no-pgvector test: {e}");
             return;
         }
-    };
-    let has_vector = client
-        .query_opt("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'", &[])
-        .await
-        .unwrap()
-        .is_some();
-    if has_vector {
+    }
+    let has_vector = one_f64(
+        &pool,
+        "SELECT COUNT(*)::float8 FROM pg_available_extensions WHERE name = 'vector'",
+    )
+    .await;
+    if has_vector > 0.0 {
         eprintln!("WARNING: SKIPPING the no-pgvector test: {url} has pgvector");
         return;
     }
-    let err = migrate(&mut client).await.unwrap_err();
+    let err = migrate(&pool).await.unwrap_err();
     assert!(matches!(err, SchemaError::NoVector), "{err}");
     assert!(err.to_string().contains("pgvector"), "{err}");
 }

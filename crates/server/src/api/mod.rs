@@ -165,6 +165,10 @@ async fn no_route() -> ApiError {
 /// Largest body of any request but an upload.
 pub const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
 
+/// A declared body over [`MAX_JSON_BODY`] but at most this large is read and dropped
+/// before the 413 goes out, so the client reliably gets the answer.
+const LINGER_MAX_BODY: usize = 32 * 1024 * 1024;
+
 /// Bodies other than uploads are cut off at [`MAX_JSON_BODY`] (413), so a large JSON
 /// body is refused without being held in memory whole.
 async fn limit_bodies(req: Request, next: Next) -> Response {
@@ -177,7 +181,17 @@ async fn limit_bodies(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_JSON_BODY) {
+    if let Some(n) = declared.filter(|n| *n > MAX_JSON_BODY) {
+        if n <= LINGER_MAX_BODY {
+            // Read (and drop) what the client is sending before answering: closing a
+            // socket with unread bytes resets the connection, and the client would see
+            // a broken connection instead of the 413.
+            let drain = async {
+                let mut body = req.into_body().into_data_stream();
+                while let Some(Ok(_)) = futures::StreamExt::next(&mut body).await {}
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+        }
         return ApiError::TooLarge(format!(
             "the request body is larger than {} MB",
             MAX_JSON_BODY / (1024 * 1024)
