@@ -14,3 +14,17 @@ mod schema;
 
 pub use pool::{FailureKind, OpError, PgFailure, PgPool, Tx};
 pub use schema::{migrate, migrate_set, SchemaError, SCHEMA_VERSION};
+
+mod events;
+mod fail;
+mod flow;
+mod journal;
+mod leases;
+mod rows;
+mod runs;
+mod slots;
+mod store;
+mod timers;
+mod waits;
+
+pub use store::PostgresStore;

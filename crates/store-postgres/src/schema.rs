@@ -77,7 +77,8 @@ CREATE TABLE runs (
     replay_of        TEXT,
     parent_run       TEXT,
     parent_step      TEXT,
-    owner            TEXT
+    owner            TEXT,
+    claim_token      TEXT
 );
 CREATE INDEX runs_due        ON runs(available_at) WHERE available_at IS NOT NULL;
 CREATE INDEX runs_start_by   ON runs(start_deadline) WHERE start_deadline IS NOT NULL;
@@ -102,6 +103,7 @@ CREATE TABLE steps (
     ended_at    BIGINT,
     wake_at     BIGINT,
     detail      JSONB,
+    pos         BIGSERIAL,
     PRIMARY KEY (run_seq, step_id)
 );
 
@@ -147,6 +149,7 @@ CREATE TABLE slots (
     PRIMARY KEY (pool, holder)
 );
 CREATE INDEX slots_by_node ON slots(node);
+CREATE INDEX slots_by_holder ON slots(holder);
 "#];
 
 /// The engine's schema version this binary writes.

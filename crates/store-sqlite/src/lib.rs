@@ -43,8 +43,8 @@ use learnflow_engine::run::{ReplayFrom, RunDetail, RunFilter, RunPage, RunStatus
 use learnflow_engine::step::StepRecord;
 use learnflow_engine::store::{
     AppendEvent, AppendOutcome, CancelResult, CancelledRun, ClaimBatch, EventStore, FinishOutcome, FlowStore,
-    JournalStore, Lease, LeaseStore, NodeInfo, RecordAck, ReplayOutcome, RunOutcome, RunStore, StepEffect,
-    Store, StoreError, StoreErrorKind, SuspendOutcome, TimerStore, WaitResolution, WaitStore,
+    JournalStore, Lease, LeaseStore, NodeInfo, RecordAck, ReplayOutcome, RunOutcome, RunStore, SlotStore,
+    StepEffect, Store, StoreError, StoreErrorKind, SuspendOutcome, TimerStore, WaitResolution, WaitStore,
 };
 use learnflow_engine::Timestamp;
 use readers::Pool;
@@ -399,6 +399,9 @@ impl LeaseStore for SqliteStore {
             .await
     }
 }
+
+/// Slots stay in each process's limiter: concurrency limits are per process on SQLite.
+impl SlotStore for SqliteStore {}
 
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {

@@ -3,7 +3,7 @@
 use learnflow_engine::failure::ErrorInfo;
 use learnflow_engine::ids::RunId;
 use learnflow_engine::run::{ReplayFrom, RunDetail, RunFilter, RunPage, RunStatus};
-use learnflow_engine::step::{StepRecord, StepStatus};
+use learnflow_engine::step::StepStatus;
 use learnflow_engine::store::{
     CancelResult, FinishOutcome, Lease, NewRun, ParentWake, RecordAck, ReplayOutcome, RunOutcome, StoreError,
     SuspendOutcome,
@@ -436,28 +436,7 @@ pub(crate) fn create_replay(
     run.owner = owner;
     let seq = insert_run(conn, &run, event_seq, now, now)?;
     if from == ReplayFrom::FailedStep {
-        // Keep what completed before the failure: steps that started after the first
-        // failed step ended belong to the failure's handling (cleanup), which the replay
-        // will not reach.
-        // A step counts as earlier when it started before the failure ended or was
-        // first recorded before the failed step (journal order; it breaks ties when
-        // timestamps are equal).
-        let steps = steps_of(conn, old_seq)?;
-        let cutoff = steps
-            .iter()
-            .filter(|s| s.status == StepStatus::Failed)
-            .filter_map(|s| s.ended_at)
-            .min();
-        let first_failed = steps.iter().position(|s| s.status == StepStatus::Failed);
-        let kept: Vec<StepRecord> = steps
-            .into_iter()
-            .enumerate()
-            .filter(|(i, s)| {
-                s.status == StepStatus::Completed
-                    && (cutoff.is_none_or(|c| s.started_at < c) || first_failed.is_none_or(|f| *i < f))
-            })
-            .map(|(_, s)| s)
-            .collect();
+        let kept = learnflow_engine::run::steps_kept_for_replay(steps_of(conn, old_seq)?);
         for s in &kept {
             upsert_step(conn, seq, s)?;
         }

@@ -8,5 +8,5 @@ use learnflow_store_sqlite::SqliteStore;
 learnflow_engine::store_conformance_suite!(|| async {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(dir.path().join("suite.db")).expect("store opens");
-    (Arc::new(store) as Arc<dyn Store>, dir)
+    Some((Arc::new(store) as Arc<dyn Store>, dir))
 });

@@ -124,3 +124,28 @@ pub enum ReplayFrom {
     /// runs again from the failed (or unfinished) step.
     FailedStep,
 }
+
+/// The steps a [`ReplayFrom::FailedStep`] replay keeps from the failed run's journal:
+/// those that completed before the failure. Steps that started after the first failed
+/// step ended belong to the failure's handling (cleanup), which the replay will not
+/// reach. A step counts as earlier when it started before the failure ended or was
+/// first recorded before the failed step (journal order breaks ties when timestamps
+/// are equal).
+pub fn steps_kept_for_replay(steps: Vec<crate::step::StepRecord>) -> Vec<crate::step::StepRecord> {
+    use crate::step::StepStatus;
+    let cutoff = steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Failed)
+        .filter_map(|s| s.ended_at)
+        .min();
+    let first_failed = steps.iter().position(|s| s.status == StepStatus::Failed);
+    steps
+        .into_iter()
+        .enumerate()
+        .filter(|(i, s)| {
+            s.status == StepStatus::Completed
+                && (cutoff.is_none_or(|c| s.started_at < c) || first_failed.is_none_or(|f| *i < f))
+        })
+        .map(|(_, s)| s)
+        .collect()
+}

@@ -39,10 +39,10 @@ use crate::failure::{ErrorInfo, Failure};
 use crate::ids::{new_ulid, RunId};
 use crate::retry::RetryPolicy;
 use crate::run::{ParentRef, RunRecord, RunStatus};
-use crate::schedule::concurrency::SlotRequest;
+use crate::schedule::concurrency::{SharedSlots, SlotRequest};
 use crate::step::journal::{Attempt, StepKind, StepRecord, StepStatus};
 use crate::store::{Lease, NewWait, RecordAck, StepEffect, StoreError};
-use crate::time::Timestamp;
+use crate::time::{duration_millis, Timestamp};
 use crate::watch::UpdateKind;
 
 /// Largest step output, as serialised JSON.
@@ -591,6 +591,19 @@ impl Ctx {
                     let acquire = env.core.limiter.acquire(env.slots.clone(), (env.run.seq, order));
                     Some(self.unless_cancelled(&id, acquire).await)
                 };
+                let mut shared = if env.slots.is_empty() || !env.core.store.shares_slots() {
+                    None
+                } else {
+                    let take = SharedSlots::take(
+                        env.core.store.clone(),
+                        env.core.clock.clone(),
+                        env.core.node.id.clone(),
+                        format!("{}/{}/{}", env.run.id, id, rec.attempts.len()),
+                        env.slots.clone(),
+                        duration_millis(env.core.config.lease_ttl),
+                    );
+                    Some(self.unless_cancelled(&id, take).await)
+                };
                 self.halt_if_cancelled().await;
                 let number = rec.attempts.len() as u32;
                 self.publish(UpdateKind::StepStarted {
@@ -605,6 +618,9 @@ impl Ctx {
                 };
                 let duration_us = t0.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
                 let ended_at = self.now();
+                if let Some(slots) = shared.take() {
+                    slots.give_back().await;
+                }
                 let outcome = match result {
                     Ok(Ok(value)) => match serde_json::to_vec(&value) {
                         Ok(bytes) if bytes.len() > MAX_STEP_OUTPUT_BYTES => {

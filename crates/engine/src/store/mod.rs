@@ -10,11 +10,13 @@
 //! | `waits`    | registered waits for events (steps and `cancel_on`)              |
 //! | `flow`     | throttle state and idempotency keys                              |
 //! | `leases`   | nodes sharing the store and their heartbeats                     |
+//! | `slots`    | concurrency slots shared by every node (stores that keep them)    |
 //!
 //! Every method is one atomic unit: it commits entirely or not at all. Methods that
 //! act for a run being executed take a [`Lease`] and refuse (`LeaseLost`) when the
 //! calling node no longer holds it, so two nodes never both record a step.
-//! Implementations: `SqliteStore` (crate `learnflow-store-sqlite`); the conformance
+//! Implementations: `SqliteStore` (crate `learnflow-store-sqlite`) and `PostgresStore`
+//! (crate `learnflow-store-postgres`); the conformance
 //! suite in [`crate::testing`] holds them to the same behaviour.
 
 mod events;
@@ -22,6 +24,7 @@ mod flow;
 mod journal;
 mod leases;
 mod runs;
+mod slots;
 mod timers;
 mod waits;
 
@@ -32,6 +35,7 @@ pub use leases::{LeaseStore, NodeInfo};
 pub use runs::{
     CancelResult, FinishOutcome, NewRun, ParentWake, ReplayOutcome, RunOutcome, RunStore, SuspendOutcome,
 };
+pub use slots::SlotStore;
 pub use timers::{CancelledRun, ClaimBatch, ClaimedRun, TimerStore};
 pub use waits::{NewWait, WaitResolution, WaitStore};
 
@@ -99,7 +103,7 @@ impl StoreError {
 
 /// The whole store.
 pub trait Store:
-    EventStore + RunStore + JournalStore + TimerStore + WaitStore + FlowStore + LeaseStore
+    EventStore + RunStore + JournalStore + TimerStore + WaitStore + FlowStore + LeaseStore + SlotStore
 {
     /// A short name of the backend (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
