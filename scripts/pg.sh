@@ -12,6 +12,7 @@
 #                         (progress goes to stderr). A second start is a fast no-op.
 #   scripts/pg.sh stop    stop the server (no-op if it is not running)
 #   scripts/pg.sh status  say whether it runs; exit 0 if it does, 3 if not
+#   scripts/pg.sh restart [SECONDS]  stop, stay down SECONDS, start (restart tests)
 #
 # Settings (environment):
 #   LEARNFLOW_PGSERVER_VENV  venv holding the wheel   (default /work/.cache/pgserver-venv)
@@ -172,8 +173,15 @@ case "${1:-}" in
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
+restart)
+  # restart [SECONDS]: stop, stay down that long (default 0), start again (for tests of
+  # nodes riding out a database restart).
+  cmd_stop
+  sleep "${2:-0}"
+  cmd_start
+  ;;
 *)
-  echo "usage: $0 start|stop|status" >&2
+  echo "usage: $0 start|stop|status|restart [SECONDS]" >&2
   exit 2
   ;;
 esac

@@ -13,8 +13,12 @@ use serde::Deserialize;
 pub struct Config {
     /// Holds the SQLite database, blobs and model caches.
     pub data_dir: PathBuf,
-    /// `sqlite://PATH` (default: `DATA_DIR/learnflow.db`).
+    /// `sqlite://PATH` (default: `DATA_DIR/learnflow.db`) or `postgres://…`.
     pub database_url: Option<String>,
+    /// Connections each PostgreSQL pool keeps (store, library, server tables).
+    pub pg_pool_size: usize,
+    /// The engine's timing.
+    pub engine: EngineSection,
     /// Where uploaded files go: `file:///path` or `s3://bucket/prefix` (default: DATA_DIR/blobs).
     pub blob_url: Option<String>,
     /// SQLite commit durability.
@@ -27,6 +31,37 @@ pub struct Config {
     pub review_timeout: std::time::Duration,
     /// `learnflow serve` settings.
     pub server: ServerSection,
+}
+
+/// `[engine]`: leases and polling, which matter when several nodes share a database.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSection {
+    /// How long a node's claim on a run lasts without a heartbeat: a killed node's runs
+    /// are taken over by the others this long after its last heartbeat (env
+    /// `LEARNFLOW_LEASE_TTL_SECS`; heartbeats every sixth of it).
+    pub lease_ttl_secs: u64,
+    /// How often a node looks for work queued by other nodes, in milliseconds (env
+    /// `LEARNFLOW_POLL_MS`).
+    pub poll_ms: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            lease_ttl_secs: 30,
+            poll_ms: 1000,
+        }
+    }
+}
+
+/// Where the store lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
 }
 
 /// `[server]`: the HTTP API.
@@ -145,8 +180,11 @@ struct PipelineFile {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    pg_pool_size: Option<usize>,
     blob_url: Option<String>,
     sqlite_durability: Option<String>,
+    #[serde(default)]
+    engine: Option<EngineSection>,
     #[serde(default)]
     ai: Option<AiConfig>,
     #[serde(default)]
@@ -282,6 +320,25 @@ impl Config {
         if let Some(v) = env_parse("LEARNFLOW_WEBHOOK_ALLOW_PRIVATE")? {
             server.webhook_allow_private = v;
         }
+        let mut engine = from_file.engine.unwrap_or_default();
+        if let Some(v) = env_parse("LEARNFLOW_LEASE_TTL_SECS")? {
+            engine.lease_ttl_secs = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_POLL_MS")? {
+            engine.poll_ms = v;
+        }
+        if engine.lease_ttl_secs < 2 {
+            bail!("engine lease_ttl_secs must be at least 2");
+        }
+        if engine.poll_ms == 0 {
+            bail!("engine poll_ms must be at least 1");
+        }
+        let pg_pool_size = env_parse("LEARNFLOW_PG_POOL_SIZE")?
+            .or(from_file.pg_pool_size)
+            .unwrap_or(16);
+        if pg_pool_size == 0 {
+            bail!("pg_pool_size must be at least 1");
+        }
         if !server.rate_limit.is_finite() || server.rate_limit <= 0.0 {
             bail!("server rate_limit must be a positive number of requests per second");
         }
@@ -292,6 +349,8 @@ impl Config {
                 .or(from_file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("learnflow-data")),
             database_url: over.database_url.or(from_file.database_url),
+            pg_pool_size,
+            engine,
             blob_url: env("LEARNFLOW_BLOB_URL").or(from_file.blob_url),
             sqlite_durability: durability,
             ai,
@@ -308,22 +367,36 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("models"))
     }
 
-    /// The SQLite file the store lives in.
-    pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
-        match self.database_url.as_deref() {
-            None | Some("") => Ok(self.data_dir.join("learnflow.db")),
+    /// Where the store lives: `sqlite://PATH`, `postgres://…` (or `postgresql://…`),
+    /// or by default the SQLite file `DATA_DIR/learnflow.db`.
+    pub fn database(&self) -> anyhow::Result<Database> {
+        match self.database_url.as_deref().map(str::trim) {
+            None | Some("") => Ok(Database::Sqlite(self.data_dir.join("learnflow.db"))),
             Some(url) => {
                 if let Some(path) = url.strip_prefix("sqlite://") {
                     if path.is_empty() {
                         bail!("database URL '{url}' names no file (use sqlite://path/to/file.db)");
                     }
-                    Ok(PathBuf::from(path))
+                    Ok(Database::Sqlite(PathBuf::from(path)))
                 } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                    bail!("this build of learnflow has no PostgreSQL store yet; use sqlite://PATH or leave the database URL unset")
+                    Ok(Database::Postgres(url.to_string()))
                 } else {
-                    bail!("unsupported database URL '{url}': expected sqlite://PATH")
+                    bail!(
+                        "unsupported database URL '{url}': expected sqlite://PATH or postgres://USER@HOST/DB"
+                    )
                 }
             }
+        }
+    }
+
+    /// The engine's settings from `[engine]`.
+    pub fn engine_config(&self) -> learnflow_engine::EngineConfig {
+        let ttl = std::time::Duration::from_secs(self.engine.lease_ttl_secs);
+        learnflow_engine::EngineConfig {
+            lease_ttl: ttl,
+            heartbeat_interval: ttl / 6,
+            poll_interval: std::time::Duration::from_millis(self.engine.poll_ms),
+            ..learnflow_engine::EngineConfig::default()
         }
     }
 }
@@ -356,8 +429,20 @@ mod tests {
         let c = Config::load(None, Overrides::default()).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("learnflow-data"));
         assert_eq!(
-            c.sqlite_path().unwrap(),
-            PathBuf::from("learnflow-data/learnflow.db")
+            c.database().unwrap(),
+            Database::Sqlite(PathBuf::from("learnflow-data/learnflow.db"))
+        );
+        let c = Config::load(
+            None,
+            Overrides {
+                database_url: Some("postgres://u@h:5433/db".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            c.database().unwrap(),
+            Database::Postgres("postgres://u@h:5433/db".into())
         );
     }
 
@@ -389,7 +474,7 @@ mod tests {
         )
         .unwrap();
         assert!(c
-            .sqlite_path()
+            .database()
             .unwrap_err()
             .to_string()
             .contains("unsupported database URL"));

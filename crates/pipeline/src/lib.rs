@@ -10,7 +10,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`steps`] | the function and its steps in run order: extract, architect, review, agents, embed, store, notify |
-//! | [`library`] | the `Library` trait and its SQLite implementation (FTS5 + vectors) |
+//! | [`library`] | the `Library` trait, its SQLite (FTS5, exact vectors) and PostgreSQL (pgvector HNSW, `tsvector`) stores, ranking alike |
 //! | [`blobs`] | uploaded files through `object_store` |
 //! | [`services`] | what the steps share: providers, embedder, ingest options, analysis cache |
 //! | [`ask`] | retrieval and cited answers with conversation memory |

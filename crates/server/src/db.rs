@@ -1,12 +1,17 @@
 //! What the server keeps besides the engine's runs and the pipeline's library: users
 //! and their API tokens (hashed), webhooks, and the progress log that SSE streams
 //! read (so a reconnecting client gets what it missed, whichever node ran the step).
+//!
+//! Two backends behave alike behind [`ServerDb`]: a SQLite file (one node) and
+//! PostgreSQL (several nodes sharing the tables); [`ServerDb::open`] and
+//! [`ServerDb::open_postgres`] choose.
+
+mod postgres;
+mod sqlite;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use parking_lot::Mutex;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use learnflow_store_postgres::{OpError, PgFailure, PgPool};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -17,6 +22,9 @@ pub enum DbError {
     /// SQLite said no.
     #[error("server database error: {0}")]
     Sqlite(String),
+    /// PostgreSQL said no (transient failures were retried first).
+    #[error("server database error: {0}")]
+    Postgres(PgFailure),
     /// A name that is taken.
     #[error("{0}")]
     Conflict(String),
@@ -30,42 +38,26 @@ pub enum DbError {
     },
 }
 
-fn db(e: rusqlite::Error) -> DbError {
-    DbError::Sqlite(e.to_string())
+impl DbError {
+    fn name_taken(name: &str) -> Self {
+        DbError::Conflict(format!("a user named '{name}' already exists"))
+    }
 }
 
-/// The server's migrations, in order (versioned in `server_schema`).
-const MIGRATIONS: &[&str] = &[r#"
-CREATE TABLE users (
-    id          TEXT    PRIMARY KEY,
-    name        TEXT    NOT NULL UNIQUE,
-    admin       INTEGER NOT NULL,
-    created_at  INTEGER NOT NULL
-);
-CREATE TABLE api_tokens (
-    hash        TEXT    PRIMARY KEY,
-    user_id     TEXT    NOT NULL REFERENCES users(id),
-    created_at  INTEGER NOT NULL
-);
-CREATE TABLE webhooks (
-    id          TEXT    PRIMARY KEY,
-    user_id     TEXT    NOT NULL,
-    url         TEXT    NOT NULL,
-    secret      TEXT    NOT NULL,
-    created_at  INTEGER NOT NULL
-);
-CREATE INDEX webhooks_by_user ON webhooks(user_id);
-CREATE TABLE progress (
-    seq          INTEGER PRIMARY KEY,
-    document_id  TEXT    NOT NULL,
-    user_id      TEXT    NOT NULL,
-    run_id       TEXT    NOT NULL,
-    at           INTEGER NOT NULL,
-    kind         TEXT    NOT NULL,
-    body         TEXT    NOT NULL
-);
-CREATE INDEX progress_by_document ON progress(document_id, seq);
-"#];
+impl From<PgFailure> for DbError {
+    fn from(f: PgFailure) -> Self {
+        DbError::Postgres(f)
+    }
+}
+
+impl OpError for DbError {
+    fn failure(&self) -> Option<&PgFailure> {
+        match self {
+            DbError::Postgres(f) => Some(f),
+            _ => None,
+        }
+    }
+}
 
 /// A user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -141,55 +133,43 @@ fn now_ms() -> i64 {
     learnflow_engine::Timestamp::now_utc().millis()
 }
 
-/// The server's tables in a SQLite file (the same file as the store by default).
+/// The server's tables, in SQLite or PostgreSQL.
 #[derive(Clone)]
 pub struct ServerDb {
-    write: Arc<Mutex<Connection>>,
-    read: Arc<Mutex<Connection>>,
+    backend: Backend,
 }
 
-fn open_conn(path: &Path) -> Result<Connection, DbError> {
-    let c = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(db)?;
-    c.busy_timeout(std::time::Duration::from_secs(10)).map_err(db)?;
-    c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .map_err(db)?;
-    Ok(c)
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteDb),
+    Postgres(postgres::PostgresDb),
+}
+
+/// Runs `$call` on whichever backend holds the tables.
+macro_rules! on_backend {
+    ($self:ident, $db:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Sqlite($db) => $call.await,
+            Backend::Postgres($db) => $call.await,
+        }
+    };
 }
 
 impl ServerDb {
-    /// Opens (and migrates) the server tables in `path`.
+    /// Opens (and migrates) the server tables in the SQLite file `path` (the same file
+    /// as the store by default).
     pub fn open(path: &Path) -> Result<Self, DbError> {
-        let write = open_conn(path)?;
-        migrate(&write)?;
-        let read = open_conn(path)?;
         Ok(ServerDb {
-            write: Arc::new(Mutex::new(write)),
-            read: Arc::new(Mutex::new(read)),
+            backend: Backend::Sqlite(sqlite::SqliteDb::open(path)?),
         })
     }
 
-    async fn with_write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
-    ) -> Result<T, DbError> {
-        let conn = self.write.clone();
-        tokio::task::spawn_blocking(move || f(&mut conn.lock()))
-            .await
-            .map_err(|e| DbError::Sqlite(format!("database task failed: {e}")))?
-    }
-
-    async fn with_read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
-    ) -> Result<T, DbError> {
-        let conn = self.read.clone();
-        tokio::task::spawn_blocking(move || f(&conn.lock()))
-            .await
-            .map_err(|e| DbError::Sqlite(format!("database task failed: {e}")))?
+    /// The server tables in `pool`'s database (its `search_path`), created or
+    /// upgraded as the component `server`, for nodes sharing one PostgreSQL.
+    pub async fn open_postgres(pool: PgPool) -> Result<Self, DbError> {
+        Ok(ServerDb {
+            backend: Backend::Postgres(postgres::PostgresDb::open(pool).await?),
+        })
     }
 
     /// Creates a user and a first token; returns both (the token is not stored).
@@ -206,68 +186,20 @@ impl ServerDb {
             admin,
         };
         let token = new_token();
-        let (u, hash) = (user.clone(), token_hash(&token));
-        self.with_write(move |c| {
-            let tx = c
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(db)?;
-            let taken: bool = tx
-                .query_row("SELECT 1 FROM users WHERE name = ?1", [&u.name], |_| Ok(()))
-                .optional()
-                .map_err(db)?
-                .is_some();
-            if taken {
-                return Err(DbError::Conflict(format!(
-                    "a user named '{}' already exists",
-                    u.name
-                )));
-            }
-            tx.execute(
-                "INSERT INTO users (id, name, admin, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![u.id, u.name, u.admin, now_ms()],
-            )
-            .map_err(db)?;
-            tx.execute(
-                "INSERT INTO api_tokens (hash, user_id, created_at) VALUES (?1, ?2, ?3)",
-                params![hash, u.id, now_ms()],
-            )
-            .map_err(db)?;
-            tx.commit().map_err(db)
-        })
-        .await?;
+        let (u, hash, now) = (user.clone(), token_hash(&token), now_ms());
+        on_backend!(self, db => db.insert_user(u, hash, now))?;
         Ok((user, token))
     }
 
     /// Number of users.
     pub async fn user_count(&self) -> Result<u64, DbError> {
-        self.with_read(|c| {
-            c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0))
-                .map(|n| n.max(0) as u64)
-                .map_err(db)
-        })
-        .await
+        on_backend!(self, db => db.user_count())
     }
 
     /// The user a token belongs to.
     pub async fn user_by_token(&self, token: &str) -> Result<Option<User>, DbError> {
         let hash = token_hash(token);
-        self.with_read(move |c| {
-            c.prepare_cached(
-                "SELECT u.id, u.name, u.admin FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([hash], |r| {
-                    Ok(User {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        admin: r.get(2)?,
-                    })
-                })
-                .optional()
-            })
-            .map_err(db)
-        })
-        .await
+        on_backend!(self, db => db.user_by_token_hash(hash))
     }
 
     /// Registers a webhook; the secret is generated here.
@@ -280,40 +212,14 @@ impl ServerDb {
             created_at: now_ms(),
         };
         let h = hook.clone();
-        self.with_write(move |c| {
-            c.execute(
-                "INSERT INTO webhooks (id, user_id, url, secret, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![h.id, h.user_id, h.url, h.secret, h.created_at],
-            )
-            .map(|_| ())
-            .map_err(db)
-        })
-        .await?;
+        on_backend!(self, db => db.insert_webhook(h))?;
         Ok(hook)
     }
 
-    /// A user's webhooks.
+    /// A user's webhooks, oldest first.
     pub async fn webhooks(&self, user_id: &str) -> Result<Vec<Webhook>, DbError> {
         let user_id = user_id.to_string();
-        self.with_read(move |c| {
-            c.prepare_cached(
-                "SELECT id, user_id, url, secret, created_at FROM webhooks WHERE user_id = ?1 ORDER BY created_at",
-            )
-            .and_then(|mut s| {
-                s.query_map([user_id], |r| {
-                    Ok(Webhook {
-                        id: r.get(0)?,
-                        user_id: r.get(1)?,
-                        url: r.get(2)?,
-                        secret: r.get(3)?,
-                        created_at: r.get(4)?,
-                    })
-                })?
-                .collect()
-            })
-            .map_err(db)
-        })
-        .await
+        on_backend!(self, db => db.webhooks(user_id))
     }
 
     /// One webhook of a user.
@@ -324,50 +230,17 @@ impl ServerDb {
     /// Removes a user's webhook; false when there was none.
     pub async fn delete_webhook(&self, user_id: &str, id: &str) -> Result<bool, DbError> {
         let (user_id, id) = (user_id.to_string(), id.to_string());
-        self.with_write(move |c| {
-            c.execute(
-                "DELETE FROM webhooks WHERE id = ?1 AND user_id = ?2",
-                params![id, user_id],
-            )
-            .map(|n| n > 0)
-            .map_err(db)
-        })
-        .await
+        on_backend!(self, db => db.delete_webhook(user_id, id))
     }
 
-    /// Appends progress entries in one transaction; returns the last seq written.
+    /// Appends progress entries in one transaction; returns the last seq written. A
+    /// document's entries become visible in seq order on every node, so a stream
+    /// reading after its last seq misses none.
     pub async fn append_progress(&self, rows: Vec<NewProgress>) -> Result<Option<i64>, DbError> {
         if rows.is_empty() {
             return Ok(None);
         }
-        self.with_write(move |c| {
-            let tx = c
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(db)?;
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO progress (document_id, user_id, run_id, at, kind, body)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )
-                    .map_err(db)?;
-                for r in &rows {
-                    stmt.execute(params![
-                        r.document_id,
-                        r.user_id,
-                        r.run_id,
-                        r.at,
-                        r.kind,
-                        r.body.to_string()
-                    ])
-                    .map_err(db)?;
-                }
-            }
-            let last = tx.last_insert_rowid();
-            tx.commit().map_err(db)?;
-            Ok(Some(last))
-        })
-        .await
+        on_backend!(self, db => db.append_progress(rows))
     }
 
     /// A document's progress entries after `after`, oldest first.
@@ -378,70 +251,14 @@ impl ServerDb {
         limit: u32,
     ) -> Result<Vec<ProgressRow>, DbError> {
         let document_id = document_id.to_string();
-        self.with_read(move |c| {
-            let rows: Vec<(i64, String, String, String)> = c
-                .prepare_cached(
-                    "SELECT seq, document_id, kind, body FROM progress
-                     WHERE document_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                )
-                .and_then(|mut s| {
-                    s.query_map(params![document_id, after, limit], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })?
-                    .collect()
-                })
-                .map_err(db)?;
-            Ok(rows
-                .into_iter()
-                .map(|(seq, document_id, kind, body)| ProgressRow {
-                    seq,
-                    document_id,
-                    kind,
-                    body: serde_json::from_str(&body).unwrap_or(Value::Null),
-                })
-                .collect())
-        })
-        .await
+        on_backend!(self, db => db.progress_after(document_id, after, limit))
     }
 
     /// Forgets a document's progress.
     pub async fn delete_progress(&self, document_id: &str) -> Result<(), DbError> {
         let document_id = document_id.to_string();
-        self.with_write(move |c| {
-            c.execute("DELETE FROM progress WHERE document_id = ?1", [document_id])
-                .map(|_| ())
-                .map_err(db)
-        })
-        .await
+        on_backend!(self, db => db.delete_progress(document_id))
     }
-}
-
-fn migrate(c: &Connection) -> Result<(), DbError> {
-    c.execute_batch("CREATE TABLE IF NOT EXISTS server_schema (version INTEGER NOT NULL)")
-        .map_err(db)?;
-    let current: i64 = c
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM server_schema", [], |r| {
-            r.get(0)
-        })
-        .map_err(db)?;
-    let known = MIGRATIONS.len() as i64;
-    if current > known {
-        return Err(DbError::TooNew {
-            found: current,
-            known,
-        });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let version = i as i64 + 1;
-        c.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {sql}; DELETE FROM server_schema; INSERT INTO server_schema VALUES ({version}); COMMIT;"
-        ))
-        .map_err(|e| {
-            let _ = c.execute_batch("ROLLBACK");
-            db(e)
-        })?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

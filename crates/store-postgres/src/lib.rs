@@ -11,10 +11,12 @@
 
 pub mod pool;
 mod schema;
+pub mod testing;
 
 pub use pool::{FailureKind, OpError, PgFailure, PgPool, Tx};
 pub use schema::{migrate, migrate_set, SchemaError, SCHEMA_VERSION};
 
+mod bench;
 mod events;
 mod fail;
 mod flow;
@@ -27,4 +29,5 @@ mod store;
 mod timers;
 mod waits;
 
+pub use bench::raw_commit_baseline;
 pub use store::PostgresStore;

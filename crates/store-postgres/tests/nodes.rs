@@ -10,7 +10,7 @@ use learnflow_store_postgres::PostgresStore;
 use parking_lot::Mutex;
 use serde_json::json;
 
-mod common;
+use learnflow_store_postgres::testing::TestDb;
 
 #[derive(Default)]
 struct Record {
@@ -59,7 +59,7 @@ fn limited(node: &'static str, record: Arc<Mutex<Record>>) -> learnflow_engine::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_runs_and_limits_hold_across_them() {
-    let Some(db) = common::TestDb::new() else { return };
+    let Some(db) = TestDb::new() else { return };
     let record: Arc<Mutex<Record>> = Default::default();
     let config = EngineConfig {
         poll_interval: Duration::from_millis(50),
@@ -97,6 +97,9 @@ async fn two_nodes_share_runs_and_limits_hold_across_them() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    for e in &engines {
+        e.shutdown().await;
+    }
     let r = record.lock();
     assert!(
         r.peak_total <= 3,
@@ -116,8 +119,4 @@ async fn two_nodes_share_runs_and_limits_hold_across_them() {
         r.by_node
     );
     assert!(r.by_node.len() == 2, "both nodes executed steps: {:?}", r.by_node);
-    drop(r);
-    for e in &engines {
-        e.shutdown().await;
-    }
 }

@@ -9,11 +9,10 @@ use learnflow_ai::provider::openai::{OpenAiConfig, OpenAiProvider, Prices};
 use learnflow_engine::Engine;
 use learnflow_ingest::{IngestOptions, Limits};
 use learnflow_pipeline::blobs::BlobStore;
-use learnflow_pipeline::library::SqliteLibrary;
 use learnflow_pipeline::services::Services;
 use learnflow_pipeline::steps::process_document;
 
-use super::open_store;
+use super::{open_library, open_store};
 use crate::config::Config;
 use crate::UsageError;
 
@@ -84,8 +83,7 @@ pub async fn embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
 
 /// The pipeline's services for this configuration.
 pub async fn services(config: &Config) -> anyhow::Result<Arc<Services>> {
-    let db = config.sqlite_path().map_err(|e| UsageError(e.to_string()))?;
-    let library = SqliteLibrary::open(&db).context("opening the library")?;
+    let library = open_library(config).await?;
     let blobs = match &config.blob_url {
         Some(url) => BlobStore::from_url(url).map_err(|e| UsageError(e.to_string()))?,
         None => BlobStore::local(&config.data_dir.join("blobs")).context("opening blob storage")?,
@@ -99,7 +97,7 @@ pub async fn services(config: &Config) -> anyhow::Result<Arc<Services>> {
         },
         ..IngestOptions::default()
     };
-    let mut services = Services::new(Arc::new(library), blobs, embedder(config).await?, ingest);
+    let mut services = Services::new(library, blobs, embedder(config).await?, ingest);
     services.review_timeout = config.review_timeout;
     services.default_provider = config.ai.provider.clone();
     let ai = &config.ai;
@@ -128,8 +126,10 @@ pub async fn services(config: &Config) -> anyhow::Result<Arc<Services>> {
 }
 
 /// An engine on the configured store with `process-document` registered (not started).
-pub fn engine(config: &Config, services: Arc<Services>) -> anyhow::Result<Engine> {
-    let engine = Engine::builder(open_store(config)?).build();
+pub async fn engine(config: &Config, services: Arc<Services>) -> anyhow::Result<Engine> {
+    let engine = Engine::builder(open_store(config).await?)
+        .config(config.engine_config())
+        .build();
     engine.register(process_document(services))?;
     Ok(engine)
 }

@@ -7,11 +7,8 @@ use clap::Args;
 use learnflow_engine::{Engine, EventInput};
 use learnflow_pipeline::steps::APPROVED_EVENT;
 
-use anyhow::Context;
-use learnflow_pipeline::library::{Library, SqliteLibrary};
-
-use super::open_store;
 use super::process::approval_data;
+use super::{open_library, open_store};
 use crate::config::Config;
 use crate::UsageError;
 
@@ -26,13 +23,14 @@ pub struct ApproveArgs {
 }
 
 pub async fn run(config: &Config, args: ApproveArgs) -> anyhow::Result<ExitCode> {
-    let db = config.sqlite_path().map_err(|e| UsageError(e.to_string()))?;
-    let library = SqliteLibrary::open(&db).context("opening the library")?;
+    let library = open_library(config).await?;
     let doc = library
         .document_any(&args.document)
         .await?
         .ok_or_else(|| UsageError(format!("document '{}' not found", args.document)))?;
-    let engine = Engine::builder(open_store(config)?).build();
+    let engine = Engine::builder(open_store(config).await?)
+        .config(config.engine_config())
+        .build();
     let agents = args.agents.map(|a| {
         a.into_iter()
             .map(|s| s.trim().to_string())

@@ -145,7 +145,9 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         failures: AtomicUsize::new(0),
         fail_first: args.fail_first,
     });
-    let engine = Engine::builder(open_store(config)?).build();
+    let engine = Engine::builder(open_store(config).await?)
+        .config(config.engine_config())
+        .build();
     engine.register(demo_function(work, Duration::from_millis(args.sleep_ms)))?;
     engine.start().await?;
     let batch = args
@@ -218,4 +220,74 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Event that starts [`steps_function`].
+pub const STEPS_EVENT: &str = "demo.steps";
+
+/// `demo-steps`, the workload `learnflow serve --demo` adds for trying several nodes
+/// on one database: a `demo.steps` event with `data: {userId, steps, stepMs}` runs
+/// `steps` (1–100, default 10) sequential steps of `stepMs` (0–10000, default 20)
+/// milliseconds each, at most 2 steps of one user at once across every node
+/// (`concurrency: {limit: 2, key: event.data.userId}`), retried up to 3 times. With a
+/// log file, each step body appends `start|end RUN STEP PID UNIX_MICROS USER` lines,
+/// an outside record of what ran where and when.
+pub fn steps_function(log: Option<PathBuf>) -> anyhow::Result<learnflow_engine::FunctionDef> {
+    let log = match log {
+        Some(p) => Some(Arc::new(std::sync::Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .map_err(|e| UsageError(format!("cannot open log file {}: {e}", p.display())))?,
+        ))),
+        None => None,
+    };
+    let note = move |what: &str, run: &str, step: &str, user: &str| {
+        if let Some(f) = &log {
+            let micros = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0);
+            if let Ok(mut f) = f.lock() {
+                // One write per line: O_APPEND keeps lines of several processes whole.
+                let line = format!("{what} {run} {step} {} {micros} {user}\n", std::process::id());
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+    };
+    let note = Arc::new(note);
+    Ok(Function::new("demo-steps")
+        .name("Demo steps (multi-node workload)")
+        .on_event(STEPS_EVENT)
+        .retries(3)
+        .concurrency(2, Some("event.data.userId"))
+        .handler(move |ctx: Ctx| {
+            let note = note.clone();
+            async move {
+                let data = &ctx.event().data;
+                let steps = data["steps"].as_u64().unwrap_or(10).clamp(1, 100);
+                let step_ms = data["stepMs"].as_u64().unwrap_or(20).min(10_000);
+                let user = data["userId"].as_str().unwrap_or("").to_string();
+                let run = ctx.run_id().to_string();
+                let mut done = Vec::new();
+                for i in 0..steps {
+                    let name = format!("step-{i}");
+                    let out: Value = ctx
+                        .run(&name, || {
+                            let (note, run, user, name) =
+                                (note.clone(), run.clone(), user.clone(), name.clone());
+                            async move {
+                                note("start", &run, &name, &user);
+                                tokio::time::sleep(Duration::from_millis(step_ms)).await;
+                                note("end", &run, &name, &user);
+                                Ok(json!({ "pid": std::process::id() }))
+                            }
+                        })
+                        .await?;
+                    done.push(out);
+                }
+                Ok(json!({ "steps": done.len() }))
+            }
+        }))
 }

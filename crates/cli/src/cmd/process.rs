@@ -147,7 +147,7 @@ pub async fn run(config: &Config, args: ProcessArgs) -> anyhow::Result<ExitCode>
     }
     let services = app::services(config).await?;
     services.provider(args.provider.as_deref()).map_err(UsageError)?;
-    let engine = app::engine(config, services.clone())?;
+    let engine = app::engine(config, services.clone()).await?;
     let file_name = args
         .file
         .file_name()

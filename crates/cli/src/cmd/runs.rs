@@ -63,7 +63,9 @@ pub enum From {
 }
 
 pub async fn run(config: &Config, cmd: RunsCommand) -> anyhow::Result<ExitCode> {
-    let engine = Engine::builder(open_store(config)?).build();
+    let engine = Engine::builder(open_store(config).await?)
+        .config(config.engine_config())
+        .build();
     match cmd {
         RunsCommand::List {
             function,

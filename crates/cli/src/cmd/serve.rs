@@ -7,11 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use learnflow_engine::RetryPolicy;
-use learnflow_server::db::ServerDb;
 use learnflow_server::webhooks::{deliver_webhooks, DeliveryOptions};
 use learnflow_server::{AppState, ServerConfig};
 
-use super::app;
+use super::{app, open_server_db};
 use crate::config::Config;
 use crate::UsageError;
 
@@ -21,15 +20,12 @@ pub struct ServeArgs {
     /// Address to listen on (env LEARNFLOW_LISTEN; default 127.0.0.1:7878; port 0 picks one).
     #[arg(long)]
     pub listen: Option<String>,
-}
-
-/// Opens the server's tables (in the store's SQLite file).
-pub fn server_db(config: &Config) -> anyhow::Result<ServerDb> {
-    let path = config.sqlite_path().map_err(|e| UsageError(e.to_string()))?;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    ServerDb::open(&path).with_context(|| format!("opening the server tables in {}", path.display()))
+    /// Also run the `demo-steps` workload (`demo.steps` events), for trying several nodes.
+    #[arg(long)]
+    pub demo: bool,
+    /// With --demo: append a line per step start and end to this file.
+    #[arg(long, requires = "demo")]
+    pub demo_log: Option<std::path::PathBuf>,
 }
 
 async fn shutdown_signal() {
@@ -58,7 +54,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listen = args.listen.unwrap_or_else(|| config.server.listen.clone());
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let db = server_db(config)?;
+    let db = open_server_db(config).await?;
     if db.user_count().await? == 0 {
         let (user, token) = db.create_user("admin", true).await?;
         println!(
@@ -68,7 +64,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("{token}");
     }
     let services = app::services(config).await?;
-    let engine = app::engine(config, services.clone())?;
+    let engine = app::engine(config, services.clone()).await?;
     let s = &config.server;
     engine.register(deliver_webhooks(
         db.clone(),
@@ -83,6 +79,9 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             ..DeliveryOptions::default()
         },
     ))?;
+    if args.demo {
+        engine.register(super::demo::steps_function(args.demo_log.clone())?)?;
+    }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")))?;

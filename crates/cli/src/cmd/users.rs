@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::serve::server_db;
+use super::open_server_db;
 use crate::config::Config;
 use crate::UsageError;
 
@@ -26,7 +26,7 @@ pub async fn run(config: &Config, cmd: UsersCommand) -> anyhow::Result<ExitCode>
     match cmd {
         UsersCommand::Create { name, admin } => {
             std::fs::create_dir_all(&config.data_dir)?;
-            let db = server_db(config)?;
+            let db = open_server_db(config).await?;
             let (user, token) = db.create_user(&name, admin).await.map_err(|e| match e {
                 learnflow_server::db::DbError::Conflict(m) => anyhow::Error::new(UsageError(m)),
                 e => anyhow::Error::new(e),

@@ -53,8 +53,14 @@ impl Server {
     /// Starts a server on an existing data directory (the admin token is only printed
     /// on the first start; pass it back in `admin`).
     pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_in_with_args(dir, env, &[])
+    }
+
+    /// Like [`Server::start_in`], with more `serve` arguments.
+    pub fn start_in_with_args(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut child = command(dir, env)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -82,6 +88,11 @@ impl Server {
             dir: dir.to_path_buf(),
             _tmp: None,
         }
+    }
+
+    /// Keeps `dir` alive as long as the server.
+    pub fn keep(&mut self, dir: tempfile::TempDir) {
+        self._tmp = Some(dir);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -322,4 +333,88 @@ pub fn sample_variant(tag: &str) -> Vec<u8> {
     let mut b = sample();
     b.extend_from_slice(format!("\n\nThis copy is number {tag}.\n").as_bytes());
     b
+}
+
+/// A real S3-compatible server (moto, from PyPI; `scripts/test.sh` installs it and
+/// sets `LEARNFLOW_MOTO_SERVER`) on a free loopback port, stopped on drop.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto, or `None` (loudly) outside CI when it is not installed.
+    pub fn start() -> Option<Moto> {
+        let path = std::env::var("LEARNFLOW_MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from("moto_server"));
+        let found = Command::new(&path)
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("moto_server is not available (scripts/test.sh installs it; or set LEARNFLOW_MOTO_SERVER)");
+            }
+            eprintln!(
+                "WARNING: SKIPPING an S3 test: moto_server is not available (run scripts/test.sh or set LEARNFLOW_MOTO_SERVER)"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(path)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// Creates a bucket.
+    pub async fn bucket(&self, name: &str) {
+        let made = reqwest::Client::new()
+            .put(format!("{}/{name}", self.endpoint))
+            .send()
+            .await
+            .unwrap();
+        assert!(made.status().is_success(), "bucket: {}", made.status());
+    }
+
+    /// The environment that points `learnflow` at `s3://BUCKET/PREFIX` here.
+    pub fn env(&self, blob_url: &str) -> Vec<(String, String)> {
+        [
+            ("LEARNFLOW_BLOB_URL", blob_url),
+            ("AWS_ENDPOINT", self.endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

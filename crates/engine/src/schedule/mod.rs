@@ -3,4 +3,5 @@
 
 pub mod concurrency;
 pub(crate) mod dispatcher;
+pub(crate) mod shared_slots;
 pub mod throttle;

@@ -2,9 +2,17 @@
 //! document records, their text page by page, chunks with embeddings (searched by
 //! vector and by full text), study materials, and question threads. Every read names
 //! the user, so a user never sees another user's documents.
+//!
+//! Two stores implement [`Library`]: [`SqliteLibrary`] (one file, FTS5, exact vector
+//! search) and [`PostgresLibrary`] (several nodes, pgvector's HNSW index, `tsvector`).
+//! They rank alike (the private `ranking` module holds what they share), so a document
+//! gives the same passages, in the same order, whichever store keeps it.
 
+mod postgres;
+mod ranking;
 mod sqlite;
 
+pub use postgres::PostgresLibrary;
 pub use sqlite::SqliteLibrary;
 
 use async_trait::async_trait;

@@ -1,7 +1,8 @@
 //! The library in SQLite (the same file as the engine's store; its own tables and its
 //! own schema version in `library_meta`). Vectors are little-endian `f32` blobs,
 //! searched exactly (a document has at most a few thousand chunks); full text uses an
-//! FTS5 table with the Porter stemmer. Results of both are fused by reciprocal rank.
+//! FTS5 table with the Porter stemmer. Both rankings are fused by reciprocal rank
+//! (`ranking`, shared with the PostgreSQL library; ties in document order).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,6 +14,7 @@ use learnflow_ai::doc::{Chunk, DocumentText, PageText};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::ranking::{self, query_words};
 use super::{DocumentRecord, DocumentStatus, Library, LibraryError, MaterialRecord, Passage, TurnRecord};
 
 const SCHEMA: &[&str] = &[r#"
@@ -156,43 +158,15 @@ fn bytes_vector(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    if a.len() != b.len() || a.is_empty() {
-        return 0.0;
-    }
-    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        dot += f64::from(*x) * f64::from(*y);
-        na += f64::from(*x) * f64::from(*x);
-        nb += f64::from(*y) * f64::from(*y);
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
-}
-
-/// An FTS5 query matching any of the query's words (each quoted, so no word is read
+/// An FTS5 query matching any of the question's words (each quoted, so no word is read
 /// as FTS syntax).
 pub fn fts_query(query: &str) -> Option<String> {
-    const STOP: &[&str] = &[
-        "the", "a", "an", "of", "to", "in", "on", "and", "or", "is", "are", "was", "were", "what", "which",
-        "who", "how", "why", "when", "where", "does", "do", "did", "it", "its", "this", "that", "for",
-        "with", "as", "by", "be", "about", "from", "at", "can", "me", "tell",
-    ];
-    let words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() > 1)
-        .map(str::to_lowercase)
-        .filter(|w| !STOP.contains(&w.as_str()))
+    let words: Vec<String> = query_words(query)
+        .into_iter()
         .map(|w| format!("\"{w}\""))
         .collect();
     (!words.is_empty()).then(|| words.join(" OR "))
 }
-
-/// Reciprocal-rank fusion constant.
-const RRF_K: f64 = 60.0;
 
 #[async_trait]
 impl Library for SqliteLibrary {
@@ -265,7 +239,7 @@ impl Library for SqliteLibrary {
         self.with(move |c| {
             c.query_row(
                 &format!(
-                    "SELECT {DOC_COLUMNS} FROM documents WHERE user_id = ?1 AND content_hash = ?2 ORDER BY created_at DESC LIMIT 1"
+                    "SELECT {DOC_COLUMNS} FROM documents WHERE user_id = ?1 AND content_hash = ?2 ORDER BY created_at DESC, id DESC LIMIT 1"
                 ),
                 params![user_id, hash],
                 doc_row,
@@ -281,7 +255,7 @@ impl Library for SqliteLibrary {
         self.with(move |c| {
             let mut st = c
                 .prepare(&format!(
-                    "SELECT {DOC_COLUMNS} FROM documents WHERE user_id = ?1 ORDER BY created_at DESC"
+                    "SELECT {DOC_COLUMNS} FROM documents WHERE user_id = ?1 ORDER BY created_at DESC, id DESC"
                 ))
                 .map_err(db)?;
             let rows = st.query_map(params![user_id], doc_row).map_err(db)?;
@@ -479,52 +453,38 @@ impl Library for SqliteLibrary {
                 .map_err(db)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(db)?;
-            let depth = (k * 4).max(20);
-            let mut fused: HashMap<String, Passage> = HashMap::new();
-            if let Some(qv) = &qv {
-                let mut scored: Vec<(f64, &Chunk)> = rows
-                    .iter()
-                    .filter_map(|(ch, emb)| emb.as_ref().map(|e| (cosine(qv, &bytes_vector(e)), ch)))
-                    .collect();
-                scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-                for (rank, (_, ch)) in scored.into_iter().take(depth).enumerate() {
-                    let p = fused.entry(ch.id.clone()).or_insert_with(|| Passage {
-                        chunk: ch.clone(),
-                        score: 0.0,
-                        vector_rank: None,
-                        text_rank: None,
-                    });
-                    p.vector_rank = Some(rank + 1);
-                    p.score += 1.0 / (RRF_K + rank as f64 + 1.0);
-                }
-            }
+            let depth = ranking::depth(k);
+            let vector_hits = match &qv {
+                Some(qv) => ranking::rank_by_similarity(
+                    rows.iter()
+                        .filter_map(|(ch, emb)| emb.as_ref().map(|e| (ranking::cosine(qv, &bytes_vector(e)), ch)))
+                        .collect(),
+                    depth,
+                ),
+                None => Vec::new(),
+            };
+            let mut text_hits = Vec::new();
             if let Some(q) = fts_query(&query) {
+                // Every hit with its score; ties are then broken by document order, which
+                // SQLite's ORDER BY would leave undefined.
                 let mut st = c
                     .prepare(
-                        "SELECT chunk_id FROM chunks_fts WHERE chunks_fts MATCH ?1 AND document_id = ?2 ORDER BY bm25(chunks_fts) LIMIT ?3",
+                        "SELECT chunk_id, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?1 AND document_id = ?2",
                     )
                     .map_err(db)?;
                 let hits = st
-                    .query_map(params![q, id, depth as i64], |r| r.get::<_, String>(0))
+                    .query_map(params![q, id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))
                     .map_err(db)?
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(db)?;
-                for (rank, chunk_id) in hits.into_iter().enumerate() {
-                    let Some((ch, _)) = rows.iter().find(|(c, _)| c.id == chunk_id) else { continue };
-                    let p = fused.entry(chunk_id).or_insert_with(|| Passage {
-                        chunk: ch.clone(),
-                        score: 0.0,
-                        vector_rank: None,
-                        text_rank: None,
-                    });
-                    p.text_rank = Some(rank + 1);
-                    p.score += 1.0 / (RRF_K + rank as f64 + 1.0);
-                }
+                let by_id: HashMap<&str, &Chunk> = rows.iter().map(|(c, _)| (c.id.as_str(), c)).collect();
+                let scored = hits
+                    .iter()
+                    .filter_map(|(chunk_id, score)| by_id.get(chunk_id.as_str()).map(|c| (*score, *c)))
+                    .collect();
+                text_hits = ranking::rank_by_bm25(scored, depth);
             }
-            let mut out: Vec<Passage> = fused.into_values().collect();
-            out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.chunk.index.cmp(&b.chunk.index)));
-            out.truncate(k);
-            Ok(out)
+            Ok(ranking::fuse(&vector_hits, &text_hits, k))
         })
         .await
     }
@@ -713,7 +673,6 @@ mod tests {
     fn vectors_round_trip_and_cosine_ranks() {
         let v = vec![0.5f32, -0.25, 1.0];
         assert_eq!(bytes_vector(&vector_bytes(&v)), v);
-        assert!(cosine(&[1.0, 0.0], &[1.0, 0.0]) > cosine(&[1.0, 0.0], &[0.0, 1.0]));
-        assert_eq!(cosine(&[1.0], &[1.0, 2.0]), 0.0);
+        assert!(ranking::cosine(&[1.0, 0.0], &[1.0, 0.0]) > ranking::cosine(&[1.0, 0.0], &[0.0, 1.0]));
     }
 }

@@ -1,8 +1,6 @@
-//! A fresh schema per test in the database named by `LEARNFLOW_TEST_DATABASE_URL`
+//! Test support: a fresh schema per test in the database named by `LEARNFLOW_TEST_DATABASE_URL`
 //! (`scripts/pg.sh start` prints it), dropped when the test ends. Under `CI=true` a
 //! missing server fails; elsewhere tests say loudly that they skipped.
-
-#![allow(dead_code)]
 
 /// A test's own schema; `url` selects it through `search_path`.
 pub struct TestDb {
