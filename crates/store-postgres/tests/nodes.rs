@@ -120,3 +120,80 @@ async fn two_nodes_share_runs_and_limits_hold_across_them() {
     );
     assert!(r.by_node.len() == 2, "both nodes executed steps: {:?}", r.by_node);
 }
+
+/// A throttle holds across nodes: runs sent through two engines at once start one
+/// emission interval apart, not two at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_holds_across_nodes() {
+    let Some(db) = TestDb::new() else { return };
+    let starts: Arc<Mutex<Vec<std::time::Instant>>> = Default::default();
+    let config = EngineConfig {
+        poll_interval: Duration::from_millis(20),
+        ..EngineConfig::default()
+    };
+    let mut engines = Vec::new();
+    for _ in 0..2 {
+        let store = PostgresStore::connect(&db.url, 8).await.expect("store opens");
+        let engine = Engine::builder(Arc::new(store) as Arc<dyn Store>)
+            .config(config.clone())
+            .build();
+        let s = starts.clone();
+        engine
+            .register(
+                Function::new("throttled")
+                    .on_event("t.throttled")
+                    .throttle(10, Duration::from_secs(1), 1, None)
+                    .handler(move |ctx: Ctx| {
+                        let s = s.clone();
+                        async move {
+                            ctx.run("start", || async {
+                                s.lock().push(std::time::Instant::now());
+                                Ok(())
+                            })
+                            .await?;
+                            Ok(())
+                        }
+                    }),
+            )
+            .unwrap();
+        engine.start().await.unwrap();
+        engines.push(engine);
+    }
+    let (a, b) = (&engines[0], &engines[1]);
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        let (ra, rb) = tokio::join!(
+            a.send(EventInput::new("t.throttled", json!({}))),
+            b.send(EventInput::new("t.throttled", json!({})))
+        );
+        runs.extend(ra.unwrap().runs);
+        runs.extend(rb.unwrap().runs);
+    }
+    assert_eq!(runs.len(), 8);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for run in &runs {
+        while !a.get_run(run).await.unwrap().run.status.is_terminal() {
+            assert!(std::time::Instant::now() < deadline, "run {run} did not finish");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for e in &engines {
+        e.shutdown().await;
+    }
+    let mut s = starts.lock().clone();
+    s.sort();
+    assert_eq!(s.len(), 8);
+    // 10 per second with no burst: 100 ms apart (a little less for clock and polling).
+    let span = s[7] - s[0];
+    assert!(
+        span >= Duration::from_millis(600),
+        "8 throttled runs started within {span:?}"
+    );
+    for w in s.windows(2) {
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(40),
+            "two throttled runs started {:?} apart",
+            w[1] - w[0]
+        );
+    }
+}
