@@ -5,9 +5,9 @@ use learnflow_engine::store::{Lease, RecordAck, StepEffect};
 use learnflow_engine::Timestamp;
 use serde_json::Value;
 
-use crate::fail::Fail;
+use crate::fail::{col, corrupt, Fail};
 use crate::pool::Tx;
-use crate::rows::{insert_event, step_of, upsert_step};
+use crate::rows::{error_json, insert_event, step_of, upsert_step};
 use crate::runs::{check_lease, insert_run, LeaseCheck};
 
 pub(crate) fn record_step(
@@ -39,6 +39,55 @@ pub(crate) fn record_step(
         }
     }
     Ok(ack)
+}
+
+/// [`record_step`] without an effect, as one statement (one round trip in autocommit
+/// mode): the run's row is locked and the lease checked in the same statement that
+/// writes the step. Applying it twice gives the same result.
+pub(crate) fn record_step_alone(tx: &mut Tx<'_>, lease: &Lease, s: &StepRecord) -> Result<RecordAck, Fail> {
+    let attempts = serde_json::to_value(&s.attempts).map_err(|e| corrupt(format!("attempts: {e}")))?;
+    let row = tx.query_opt(
+        "WITH run AS (SELECT status, lease_owner FROM runs WHERE seq = $1 FOR UPDATE),
+         up AS (
+           INSERT INTO steps (run_seq, step_id, name, kind, status, output, error, attempts, started_at, ended_at,
+                              wake_at, detail)
+           SELECT $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM run
+           WHERE (run.status = 'running' AND run.lease_owner = $2) OR run.status = 'cancelled'
+           ON CONFLICT (run_seq, step_id) DO UPDATE SET
+             name = EXCLUDED.name, kind = EXCLUDED.kind, status = EXCLUDED.status, output = EXCLUDED.output,
+             error = EXCLUDED.error, attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
+             ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, detail = EXCLUDED.detail
+           RETURNING 1)
+         SELECT status, lease_owner, (SELECT COUNT(*) FROM up) FROM run",
+        &[
+            &lease.run_seq,
+            &lease.node.as_str(),
+            &s.step_id,
+            &s.name,
+            &s.kind.as_str(),
+            &s.status.as_str(),
+            &s.output,
+            &s.error.as_ref().map(error_json),
+            &attempts,
+            &s.started_at.millis(),
+            &s.ended_at.map(Timestamp::millis),
+            &s.wake_at.map(Timestamp::millis),
+            &s.detail,
+        ],
+    )?;
+    let Some(row) = row else {
+        return Ok(RecordAck::LeaseLost);
+    };
+    let (status, owner): (String, Option<String>) = (col(&row, 0)?, col(&row, 1)?);
+    Ok(
+        if status == "running" && owner.as_deref() == Some(lease.node.as_str()) {
+            RecordAck::Recorded
+        } else if status == "cancelled" {
+            RecordAck::Cancelled
+        } else {
+            RecordAck::LeaseLost
+        },
+    )
 }
 
 pub(crate) fn settle_wait_timeout(

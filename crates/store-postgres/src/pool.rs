@@ -89,18 +89,88 @@ struct Conn {
 }
 
 /// An open transaction with a statement cache: the same SQL text is prepared once per
-/// connection.
+/// connection. (For [`PgPool::statement`], a connection in autocommit mode: each
+/// statement is its own transaction.)
 pub struct Tx<'a> {
-    tx: postgres::Transaction<'a>,
+    tx: Session<'a>,
     statements: &'a mut HashMap<&'static str, Statement>,
 }
+
+enum Session<'a> {
+    Transaction(postgres::Transaction<'a>),
+    Autocommit(&'a mut Client),
+}
+
+impl Session<'_> {
+    fn client(&mut self) -> &mut dyn ClientLike {
+        match self {
+            Session::Transaction(t) => t,
+            Session::Autocommit(c) => *c,
+        }
+    }
+}
+
+/// What a transaction and a bare client share.
+trait ClientLike {
+    fn prepare(&mut self, sql: &str) -> Result<Statement, postgres::Error>;
+    fn query(&mut self, s: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error>;
+    fn query_stmt(&mut self, s: &Statement, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error>;
+    fn query_opt(&mut self, s: &Statement, p: &[&(dyn ToSql + Sync)])
+        -> Result<Option<Row>, postgres::Error>;
+    fn query_one(&mut self, s: &Statement, p: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error>;
+    fn execute(&mut self, s: &Statement, p: &[&(dyn ToSql + Sync)]) -> Result<u64, postgres::Error>;
+    fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error>;
+}
+
+macro_rules! client_like {
+    ($t:ty) => {
+        impl ClientLike for $t {
+            fn prepare(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+                <$t>::prepare(self, sql)
+            }
+            fn query(&mut self, s: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error> {
+                <$t>::query(self, s, p)
+            }
+            fn query_stmt(
+                &mut self,
+                s: &Statement,
+                p: &[&(dyn ToSql + Sync)],
+            ) -> Result<Vec<Row>, postgres::Error> {
+                <$t>::query(self, s, p)
+            }
+            fn query_opt(
+                &mut self,
+                s: &Statement,
+                p: &[&(dyn ToSql + Sync)],
+            ) -> Result<Option<Row>, postgres::Error> {
+                <$t>::query_opt(self, s, p)
+            }
+            fn query_one(
+                &mut self,
+                s: &Statement,
+                p: &[&(dyn ToSql + Sync)],
+            ) -> Result<Row, postgres::Error> {
+                <$t>::query_one(self, s, p)
+            }
+            fn execute(&mut self, s: &Statement, p: &[&(dyn ToSql + Sync)]) -> Result<u64, postgres::Error> {
+                <$t>::execute(self, s, p)
+            }
+            fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+                <$t>::batch_execute(self, sql)
+            }
+        }
+    };
+}
+
+client_like!(postgres::Transaction<'_>);
+client_like!(Client);
 
 impl Tx<'_> {
     fn statement(&mut self, sql: &'static str) -> Result<Statement, PgFailure> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.tx.prepare(sql)?;
+        let s = self.tx.client().prepare(sql)?;
         self.statements.insert(sql, s.clone());
         Ok(s)
     }
@@ -112,7 +182,7 @@ impl Tx<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, PgFailure> {
         let s = self.statement(sql)?;
-        Ok(self.tx.query(&s, params)?)
+        Ok(self.tx.client().query_stmt(&s, params)?)
     }
 
     /// At most one row.
@@ -122,19 +192,19 @@ impl Tx<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, PgFailure> {
         let s = self.statement(sql)?;
-        Ok(self.tx.query_opt(&s, params)?)
+        Ok(self.tx.client().query_opt(&s, params)?)
     }
 
     /// Exactly one row.
     pub fn query_one(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, PgFailure> {
         let s = self.statement(sql)?;
-        Ok(self.tx.query_one(&s, params)?)
+        Ok(self.tx.client().query_one(&s, params)?)
     }
 
     /// Rows affected.
     pub fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, PgFailure> {
         let s = self.statement(sql)?;
-        Ok(self.tx.execute(&s, params)?)
+        Ok(self.tx.client().execute(&s, params)?)
     }
 
     /// A statement built at run time (not cached).
@@ -143,12 +213,12 @@ impl Tx<'_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, PgFailure> {
-        Ok(self.tx.query(sql, params)?)
+        Ok(self.tx.client().query(sql, params)?)
     }
 
     /// Several statements without parameters.
     pub fn batch(&mut self, sql: &str) -> Result<(), PgFailure> {
-        Ok(self.tx.batch_execute(sql)?)
+        Ok(self.tx.client().batch_execute(sql)?)
     }
 }
 
@@ -298,7 +368,73 @@ impl PgPool {
             })?
     }
 
-    fn tx_blocking<R, E, F>(&self, mut f: F) -> Result<R, E>
+    /// Runs `f`, which must issue exactly one statement, in autocommit mode: one round
+    /// trip instead of `BEGIN`, the statement and `COMMIT`. Retried like [`PgPool::tx`]
+    /// when the connection could not be had or the statement lost a deadlock or
+    /// serialization race; a connection that broke while the statement was in flight
+    /// is reported as [`FailureKind::Ambiguous`].
+    pub async fn statement<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: OpError,
+        F: FnMut(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+    {
+        let _permit = self.inner.permits.acquire().await.map_err(|_| {
+            E::from(PgFailure::new(
+                FailureKind::Transient,
+                "the connection pool is closed",
+            ))
+        })?;
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || pool.retrying(f, Self::attempt_autocommit))
+            .await
+            .map_err(|e| {
+                E::from(PgFailure::new(
+                    FailureKind::Other,
+                    format!("database task failed: {e}"),
+                ))
+            })?
+    }
+
+    fn attempt_autocommit<R, E, F>(&self, f: &mut F) -> Result<R, E>
+    where
+        E: OpError,
+        F: FnMut(&mut Tx<'_>) -> Result<R, E>,
+    {
+        let mut conn = self.checkout()?;
+        let out = {
+            let Conn { client, statements } = &mut conn;
+            let mut t = Tx {
+                tx: Session::Autocommit(client),
+                statements,
+            };
+            f(&mut t)
+        };
+        let out = out.map_err(|e| match e.failure() {
+            // No server answer: the statement may or may not have been applied.
+            Some(p) if p.kind == FailureKind::Transient && !p.message.contains(": ") => {
+                E::from(PgFailure::new(
+                    FailureKind::Ambiguous,
+                    format!("the statement's outcome is unknown: {}", p.message),
+                ))
+            }
+            _ => e,
+        });
+        if out.is_ok() || conn.client.is_valid(Duration::from_secs(2)).is_ok() {
+            self.checkin(conn);
+        }
+        out
+    }
+
+    fn tx_blocking<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        E: OpError,
+        F: FnMut(&mut Tx<'_>) -> Result<R, E>,
+    {
+        self.retrying(f, Self::attempt)
+    }
+
+    fn retrying<R, E, F>(&self, mut f: F, attempt: fn(&Self, &mut F) -> Result<R, E>) -> Result<R, E>
     where
         E: OpError,
         F: FnMut(&mut Tx<'_>) -> Result<R, E>,
@@ -306,7 +442,7 @@ impl PgPool {
         let started = Instant::now();
         let mut pause = Duration::from_millis(25);
         loop {
-            let err = match self.attempt(&mut f) {
+            let err = match attempt(self, &mut f) {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
             };
@@ -331,9 +467,15 @@ impl PgPool {
         let out = (|| {
             let Conn { client, statements } = &mut conn;
             let tx = client.transaction().map_err(PgFailure::from)?;
-            let mut t = Tx { tx, statements };
+            let mut t = Tx {
+                tx: Session::Transaction(tx),
+                statements,
+            };
             let r = f(&mut t)?;
-            match t.tx.commit() {
+            let Session::Transaction(tx) = t.tx else {
+                unreachable!("a transaction session")
+            };
+            match tx.commit() {
                 Ok(()) => Ok(r),
                 Err(e) if e.as_db_error().is_none() => Err(E::from(PgFailure::new(
                     FailureKind::Ambiguous,

@@ -212,6 +212,25 @@ impl JournalStore for PostgresStore {
         now: Timestamp,
     ) -> Result<RecordAck, StoreError> {
         let (lease, step) = (lease.clone(), step.clone());
+        if matches!(effect, StepEffect::None) {
+            // The common case, in one round trip; safe to apply again when the first
+            // try's outcome is unknown.
+            let mut tries = 0;
+            loop {
+                let (lease, step) = (lease.clone(), step.clone());
+                match self
+                    .pool
+                    .statement(move |tx| crate::journal::record_step_alone(tx, &lease, &step))
+                    .await
+                {
+                    Err(Fail::Pg(p)) if p.kind == FailureKind::Ambiguous && tries < 5 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    other => return other.map_err(StoreError::from),
+                }
+            }
+        }
         self.tx(move |tx| crate::journal::record_step(tx, &lease, &step, &effect, now))
             .await
     }

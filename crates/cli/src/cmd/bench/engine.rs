@@ -248,24 +248,30 @@ async fn throughput_with_workers(
         anyhow::ensure!(line.trim() == "ready", "a worker did not start: {line}");
         children.push(child);
     }
+    let filter = RunFilter {
+        function_id: Some("bench-parallel".into()),
+        ..Default::default()
+    };
+    let completed = || async {
+        let counts = sender.count_runs(&filter).await?;
+        anyhow::Ok(
+            counts
+                .iter()
+                .filter(|(s, _)| *s == RunStatus::Completed)
+                .map(|(_, n)| *n as usize)
+                .sum::<usize>(),
+        )
+    };
+    // Runs of earlier phases are completed already: count only this batch's.
+    let before = completed().await?;
     let events: Vec<EventInput> = (0..runs)
         .map(|i| EventInput::new("bench.parallel", json!({ "batch": batch, "i": i })))
         .collect();
     let t0 = Instant::now();
     sender.send_many(events).await?;
-    let filter = RunFilter {
-        function_id: Some("bench-parallel".into()),
-        ..Default::default()
-    };
     let deadline = t0 + Duration::from_secs(600);
     loop {
-        let counts = sender.count_runs(&filter).await?;
-        let done: u64 = counts
-            .iter()
-            .filter(|(s, _)| *s == RunStatus::Completed)
-            .map(|(_, n)| n)
-            .sum();
-        if done as usize >= runs {
+        if completed().await? >= before + runs {
             break;
         }
         anyhow::ensure!(
