@@ -20,66 +20,35 @@ use learnflow_pipeline::library::{
     TurnRecord,
 };
 use learnflow_pipeline::services::Services;
+use learnflow_store_postgres::testing::TestDb;
 use learnflow_store_postgres::{PgFailure, PgPool, Tx};
 use serde_json::json;
 
 const SAMPLE: &str = include_str!("../../../samples/photosynthesis.md");
 
-fn url() -> Option<String> {
-    match std::env::var("LEARNFLOW_TEST_DATABASE_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("LEARNFLOW_TEST_DATABASE_URL is not set (scripts/pg.sh start prints it)")
-        }
-        _ => {
-            eprintln!(
-                "WARNING: SKIPPING the PostgreSQL library tests: set LEARNFLOW_TEST_DATABASE_URL (scripts/pg.sh start)"
-            );
-            None
-        }
-    }
-}
-
 /// A database whose `search_path` is a fresh schema (dropped when the test ends).
-struct Db {
-    admin: PgPool,
-    url: String,
-    schema: String,
-}
+struct Db(TestDb);
 
 impl Db {
-    async fn new(url: &str) -> Db {
-        let schema = format!("t_{}", ulid::Ulid::new().to_string().to_lowercase());
-        let admin = PgPool::new(url, 1).unwrap();
-        sql(&admin, &format!("CREATE SCHEMA {schema}")).await;
-        let sep = if url.contains('?') { '&' } else { '?' };
-        Db {
-            admin,
-            url: format!("{url}{sep}options=-csearch_path%3D{schema},public"),
-            schema,
-        }
+    fn new() -> Option<Db> {
+        TestDb::new().map(Db)
     }
 
     fn pool(&self) -> PgPool {
-        PgPool::new(&self.url, 4).unwrap()
+        self.0.pool(4)
     }
 
     /// A pool whose planner avoids sequential scans and sorts, as on a table so large
     /// that the HNSW index is the cheapest way to the nearest vectors.
     fn pool_preferring_indexes(&self) -> PgPool {
-        PgPool::new(
-            &format!("{}%20-cenable_seqscan%3Doff%20-cenable_sort%3Doff", self.url),
-            4,
-        )
-        .unwrap()
+        let url = self
+            .0
+            .url_with_settings(&[("enable_seqscan", "off"), ("enable_sort", "off")]);
+        PgPool::new(&url, 4).unwrap()
     }
 
     async fn library(&self) -> PostgresLibrary {
         PostgresLibrary::open(self.pool()).await.unwrap()
-    }
-
-    async fn drop(self) {
-        sql(&self.admin, &format!("DROP SCHEMA {} CASCADE", self.schema)).await;
     }
 }
 
@@ -165,8 +134,7 @@ fn ids(passages: &[learnflow_pipeline::library::Passage]) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_are_seen_only_by_their_owner() {
-    let Some(url) = url() else { return };
-    let db = Db::new(&url).await;
+    let Some(db) = Db::new() else { return };
     let lib = db.library().await;
     lib.put_document(&record("d1", "ada", "h1", 1_000)).await.unwrap();
     lib.put_document(&record("d2", "ada", "h2", 2_000)).await.unwrap();
@@ -227,13 +195,11 @@ async fn documents_are_seen_only_by_their_owner() {
     // Another user cannot delete it.
     assert!(!lib.delete_document("bob", "d1").await.unwrap());
     assert!(lib.document("ada", "d1").await.unwrap().is_some());
-    db.drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_document_removes_its_text_vectors_materials_and_threads() {
-    let Some(url) = url() else { return };
-    let db = Db::new(&url).await;
+    let Some(db) = Db::new() else { return };
     let lib = db.library().await;
     let (text, chunks) = sample_text(&ChunkOptions::default());
     put_ready(&lib, "d1", "ada", &text, &chunks).await;
@@ -299,13 +265,11 @@ async fn deleting_a_document_removes_its_text_vectors_materials_and_threads() {
         .await
         .unwrap()
         .is_empty());
-    db.drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn materials_are_replaced_per_agent_and_listed_by_priority() {
-    let Some(url) = url() else { return };
-    let db = Db::new(&url).await;
+    let Some(db) = Db::new() else { return };
     let lib = db.library().await;
     let m = |agent: &str, priority: u32, content: Option<serde_json::Value>| MaterialRecord {
         agent: agent.into(),
@@ -351,13 +315,11 @@ async fn materials_are_replaced_per_agent_and_listed_by_priority() {
     assert_eq!(got[1].error.as_deref(), Some("timeout"));
     assert_eq!(got[3].content, Some(json!("newer")));
     assert!(lib.materials("d2").await.unwrap().is_empty());
-    db.drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turns_belong_to_one_users_thread_and_nodes_append_without_clashing() {
-    let Some(url) = url() else { return };
-    let db = Db::new(&url).await;
+    let Some(db) = Db::new() else { return };
     let lib = Arc::new(db.library().await);
     let other_node = Arc::new(db.library().await);
     let turn = |q: &str, at: i64| TurnRecord {
@@ -396,13 +358,11 @@ async fn turns_belong_to_one_users_thread_and_nodes_append_without_clashing() {
         t.await.unwrap().unwrap();
     }
     assert_eq!(lib.turns("ada", "d1", "t3").await.unwrap().len(), 10);
-    db.drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_twice_migrates_once_and_a_newer_schema_is_refused() {
-    let Some(url) = url() else { return };
-    let db = Db::new(&url).await;
+    let Some(db) = Db::new() else { return };
     let lib = db.library().await;
     lib.put_document(&record("d1", "ada", "h1", 1)).await.unwrap();
     let again = db.library().await;
@@ -417,7 +377,6 @@ async fn opening_twice_migrates_once_and_a_newer_schema_is_refused() {
     .await;
     let err = PostgresLibrary::open(db.pool()).await.unwrap_err();
     assert!(err.to_string().contains("newer than this binary"), "{err}");
-    db.drop().await;
 }
 
 /// The questions compared on both stores: plain, several words, repeated words,
@@ -436,8 +395,7 @@ const QUESTIONS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_document_gives_the_same_passages_and_answers_on_both_stores() {
-    let Some(url) = url() else { return };
-    let db = Db::new(&url).await;
+    let Some(db) = Db::new() else { return };
     let dir = tempfile::tempdir().unwrap();
     let sqlite: Arc<dyn Library> = Arc::new(SqliteLibrary::open(&dir.path().join("lib.db")).unwrap());
     let postgres: Arc<dyn Library> = Arc::new(db.library().await);
@@ -565,15 +523,13 @@ async fn the_same_document_gives_the_same_passages_and_answers_on_both_stores() 
         answers[0], answers[1],
         "the same answers, citations, passages and threads"
     );
-    db.drop().await;
 }
 
 /// Vectors the HNSW index does not hold (another size, all zeros, none) and questions
 /// of another size or all zeros rank as in SQLite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusual_vectors_rank_as_in_sqlite() {
-    let Some(url) = url() else { return };
-    let db = Db::new(&url).await;
+    let Some(db) = Db::new() else { return };
     let dir = tempfile::tempdir().unwrap();
     let sqlite: Arc<dyn Library> = Arc::new(SqliteLibrary::open(&dir.path().join("lib.db")).unwrap());
     let postgres: Arc<dyn Library> = Arc::new(db.library().await);
@@ -623,5 +579,4 @@ async fn unusual_vectors_rank_as_in_sqlite() {
             assert_eq!(a, b);
         }
     }
-    db.drop().await;
 }

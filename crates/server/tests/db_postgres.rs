@@ -11,50 +11,20 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use learnflow_server::db::{DbError, NewProgress, ServerDb};
+use learnflow_store_postgres::testing::TestDb;
 use learnflow_store_postgres::{PgPool, Tx};
 use serde_json::json;
 
-fn url() -> Option<String> {
-    match std::env::var("LEARNFLOW_TEST_DATABASE_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("LEARNFLOW_TEST_DATABASE_URL is not set (scripts/pg.sh start prints it)")
-        }
-        _ => {
-            eprintln!(
-                "WARNING: SKIPPING the PostgreSQL server-table tests: set LEARNFLOW_TEST_DATABASE_URL (scripts/pg.sh start)"
-            );
-            None
-        }
-    }
-}
-
 /// A fresh schema; `pool()` connects with it as `search_path`.
-struct Schema {
-    admin: PgPool,
-    url: String,
-    name: String,
-}
+struct Schema(TestDb);
 
 impl Schema {
-    async fn new(url: &str) -> Schema {
-        let name = format!("t_{}", ulid::Ulid::new().to_string().to_lowercase());
-        let admin = PgPool::new(url, 1).unwrap();
-        sql(&admin, &format!("CREATE SCHEMA {name}")).await;
-        let sep = if url.contains('?') { '&' } else { '?' };
-        Schema {
-            admin,
-            url: format!("{url}{sep}options=-csearch_path%3D{name},public"),
-            name,
-        }
+    fn new() -> Option<Schema> {
+        TestDb::new().map(Schema)
     }
 
     fn pool(&self) -> PgPool {
-        PgPool::new(&self.url, 4).unwrap()
-    }
-
-    async fn drop(self) {
-        sql(&self.admin, &format!("DROP SCHEMA {} CASCADE", self.name)).await;
+        self.0.pool(4)
     }
 }
 
@@ -215,17 +185,14 @@ async fn sqlite_keeps_users_tokens_webhooks_and_progress() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_keeps_users_tokens_webhooks_and_progress() {
-    let Some(url) = url() else { return };
-    let schema = Schema::new(&url).await;
+    let Some(schema) = Schema::new() else { return };
     let db = ServerDb::open_postgres(schema.pool()).await.unwrap();
     behaves_as_the_server_db(&db).await;
-    schema.drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_share_users_and_a_newer_schema_is_refused() {
-    let Some(url) = url() else { return };
-    let schema = Schema::new(&url).await;
+    let Some(schema) = Schema::new() else { return };
     let (one, two) = tokio::join!(
         ServerDb::open_postgres(schema.pool()),
         ServerDb::open_postgres(schema.pool())
@@ -255,7 +222,6 @@ async fn postgres_nodes_share_users_and_a_newer_schema_is_refused() {
     let err = ServerDb::open_postgres(schema.pool()).await.err().unwrap();
     assert!(matches!(err, DbError::TooNew { .. }), "{err}");
     assert!(err.to_string().contains("newer than this binary"), "{err}");
-    schema.drop().await;
 }
 
 /// Several nodes append a document's progress at once while a stream polls it the way
@@ -263,8 +229,7 @@ async fn postgres_nodes_share_users_and_a_newer_schema_is_refused() {
 /// order, none skipped because a lower seq committed after a higher one was read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_misses_no_progress_that_several_nodes_append_at_once() {
-    let Some(url) = url() else { return };
-    let schema = Schema::new(&url).await;
+    let Some(schema) = Schema::new() else { return };
     let nodes = [
         ServerDb::open_postgres(schema.pool()).await.unwrap(),
         ServerDb::open_postgres(schema.pool()).await.unwrap(),
@@ -319,5 +284,4 @@ async fn a_stream_misses_no_progress_that_several_nodes_append_at_once() {
     let kinds: BTreeSet<&str> = all.iter().map(|(_, k)| k.as_str()).collect();
     assert_eq!(kinds.len(), all.len(), "every append once");
     assert_eq!(seen, all, "the stream saw every row, in order");
-    schema.drop().await;
 }

@@ -10,7 +10,9 @@ pub struct TestDb {
     name: String,
 }
 
-fn base_url() -> Option<String> {
+/// The test database URL, or `None` (with a loud warning) outside CI when unset;
+/// under `CI=true` a missing URL panics.
+pub fn database_url() -> Option<String> {
     match std::env::var("LEARNFLOW_TEST_DATABASE_URL") {
         Ok(u) if !u.trim().is_empty() => Some(u),
         _ if std::env::var("CI").as_deref() == Ok("true") => {
@@ -39,7 +41,7 @@ fn batch(url: &str, sql: String) -> Result<(), String> {
 impl TestDb {
     /// A fresh schema, or `None` (with a warning) outside CI without a server.
     pub fn new() -> Option<TestDb> {
-        let base = base_url()?;
+        let base = database_url()?;
         let name = format!("t_{}", ulid::Ulid::new().to_string().to_lowercase());
         batch(&base, format!("CREATE SCHEMA {name}")).expect("PostgreSQL answers");
         let sep = if base.contains('?') { '&' } else { '?' };
@@ -48,6 +50,22 @@ impl TestDb {
             base,
             name,
         })
+    }
+}
+
+impl TestDb {
+    /// A pool of `size` connections on this schema.
+    pub fn pool(&self, size: usize) -> crate::PgPool {
+        crate::PgPool::new(&self.url, size).expect("a valid test URL")
+    }
+
+    /// The URL with server settings added (`[("enable_seqscan", "off")]`).
+    pub fn url_with_settings(&self, settings: &[(&str, &str)]) -> String {
+        let mut url = self.url.clone();
+        for (k, v) in settings {
+            url.push_str(&format!("%20-c{k}%3D{v}"));
+        }
+        url
     }
 }
 

@@ -979,21 +979,6 @@ mod tests {
         );
     }
 
-    fn url() -> Option<String> {
-        match std::env::var("LEARNFLOW_TEST_DATABASE_URL") {
-            Ok(u) if !u.trim().is_empty() => Some(u),
-            _ if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("LEARNFLOW_TEST_DATABASE_URL is not set (scripts/pg.sh start prints it)")
-            }
-            _ => {
-                eprintln!(
-                    "WARNING: SKIPPING the PostgreSQL HNSW test: set LEARNFLOW_TEST_DATABASE_URL (scripts/pg.sh start)"
-                );
-                None
-            }
-        }
-    }
-
     /// A deterministic dense vector (xorshift), unlike any other.
     fn dense(seed: u64) -> Vec<f32> {
         let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -1012,18 +997,12 @@ mod tests {
     /// as the SQLite library ranks.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_384_dimension_search_goes_through_the_hnsw_index_and_ranks_as_sqlite() {
-        let Some(url) = url() else { return };
-        let schema = format!("t_{}", ulid::Ulid::new().to_string().to_lowercase());
-        let admin = PgPool::new(&url, 1).unwrap();
-        let create = format!("CREATE SCHEMA {schema}");
-        admin.tx(move |tx: &mut Tx<'_>| tx.batch(&create)).await.unwrap();
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let url = format!("{url}{sep}options=-csearch_path%3D{schema},public");
-        let lib = PostgresLibrary::open(PgPool::new(&url, 2).unwrap())
-            .await
-            .unwrap();
+        let Some(db) = learnflow_store_postgres::testing::TestDb::new() else {
+            return;
+        };
+        let lib = PostgresLibrary::open(db.pool(2)).await.unwrap();
         let forced = PgPool::new(
-            &format!("{url}%20-cenable_seqscan%3Doff%20-cenable_sort%3Doff"),
+            &db.url_with_settings(&[("enable_seqscan", "off"), ("enable_sort", "off")]),
             2,
         )
         .unwrap();
@@ -1109,7 +1088,5 @@ mod tests {
                 }
             }
         }
-        let drop = format!("DROP SCHEMA {schema} CASCADE");
-        admin.tx(move |tx: &mut Tx<'_>| tx.batch(&drop)).await.unwrap();
     }
 }
