@@ -320,6 +320,22 @@ impl PgPool {
         E: OpError,
         F: FnOnce(&mut Client) -> Result<R, E> + Send + 'static,
     {
+        self.blocking(move |pool| {
+            let mut conn = pool.checkout()?;
+            let out = f(&mut conn.client);
+            pool.checkin(conn);
+            out
+        })
+        .await
+    }
+
+    /// Runs `job` on a blocking thread once a connection permit is free.
+    async fn blocking<R, E, J>(&self, job: J) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: OpError,
+        J: FnOnce(&PgPool) -> Result<R, E> + Send + 'static,
+    {
         let _permit = self.inner.permits.acquire().await.map_err(|_| {
             E::from(PgFailure::new(
                 FailureKind::Transient,
@@ -327,19 +343,14 @@ impl PgPool {
             ))
         })?;
         let pool = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.checkout()?;
-            let out = f(&mut conn.client);
-            pool.checkin(conn);
-            out
-        })
-        .await
-        .map_err(|e| {
-            E::from(PgFailure::new(
-                FailureKind::Other,
-                format!("database task failed: {e}"),
-            ))
-        })?
+        tokio::task::spawn_blocking(move || job(&pool))
+            .await
+            .map_err(|e| {
+                E::from(PgFailure::new(
+                    FailureKind::Other,
+                    format!("database task failed: {e}"),
+                ))
+            })?
     }
 
     /// Runs `f` in a transaction and commits it, retrying transient failures (see the
@@ -351,21 +362,7 @@ impl PgPool {
         E: OpError,
         F: FnMut(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
     {
-        let _permit = self.inner.permits.acquire().await.map_err(|_| {
-            E::from(PgFailure::new(
-                FailureKind::Transient,
-                "the connection pool is closed",
-            ))
-        })?;
-        let pool = self.clone();
-        tokio::task::spawn_blocking(move || pool.tx_blocking(f))
-            .await
-            .map_err(|e| {
-                E::from(PgFailure::new(
-                    FailureKind::Other,
-                    format!("database task failed: {e}"),
-                ))
-            })?
+        self.blocking(move |pool| pool.retrying(f, Self::attempt)).await
     }
 
     /// Runs `f`, which must issue exactly one statement, in autocommit mode: one round
@@ -379,21 +376,8 @@ impl PgPool {
         E: OpError,
         F: FnMut(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
     {
-        let _permit = self.inner.permits.acquire().await.map_err(|_| {
-            E::from(PgFailure::new(
-                FailureKind::Transient,
-                "the connection pool is closed",
-            ))
-        })?;
-        let pool = self.clone();
-        tokio::task::spawn_blocking(move || pool.retrying(f, Self::attempt_autocommit))
+        self.blocking(move |pool| pool.retrying(f, Self::attempt_autocommit))
             .await
-            .map_err(|e| {
-                E::from(PgFailure::new(
-                    FailureKind::Other,
-                    format!("database task failed: {e}"),
-                ))
-            })?
     }
 
     fn attempt_autocommit<R, E, F>(&self, f: &mut F) -> Result<R, E>
@@ -401,37 +385,33 @@ impl PgPool {
         E: OpError,
         F: FnMut(&mut Tx<'_>) -> Result<R, E>,
     {
-        let mut conn = self.checkout()?;
-        let out = {
-            let Conn { client, statements } = &mut conn;
+        self.on_connection(|Conn { client, statements }| {
             let mut t = Tx {
                 tx: Session::Autocommit(client),
                 statements,
             };
-            f(&mut t)
-        };
-        let out = out.map_err(|e| match e.failure() {
-            // No server answer: the statement may or may not have been applied.
-            Some(p) if p.kind == FailureKind::Transient && !p.message.contains(": ") => {
-                E::from(PgFailure::new(
-                    FailureKind::Ambiguous,
-                    format!("the statement's outcome is unknown: {}", p.message),
-                ))
-            }
-            _ => e,
-        });
+            f(&mut t).map_err(|e| match e.failure() {
+                // No server answer: the statement may or may not have been applied.
+                Some(p) if p.kind == FailureKind::Transient && !p.message.contains(": ") => {
+                    E::from(PgFailure::new(
+                        FailureKind::Ambiguous,
+                        format!("the statement's outcome is unknown: {}", p.message),
+                    ))
+                }
+                _ => e,
+            })
+        })
+    }
+
+    /// Runs `body` on a pooled connection, kept afterwards if it still answers (a
+    /// statement that failed on bad data leaves it fine: the transaction rolled back).
+    fn on_connection<R, E: OpError>(&self, body: impl FnOnce(&mut Conn) -> Result<R, E>) -> Result<R, E> {
+        let mut conn = self.checkout()?;
+        let out = body(&mut conn);
         if out.is_ok() || conn.client.is_valid(Duration::from_secs(2)).is_ok() {
             self.checkin(conn);
         }
         out
-    }
-
-    fn tx_blocking<R, E, F>(&self, f: F) -> Result<R, E>
-    where
-        E: OpError,
-        F: FnMut(&mut Tx<'_>) -> Result<R, E>,
-    {
-        self.retrying(f, Self::attempt)
     }
 
     fn retrying<R, E, F>(&self, mut f: F, attempt: fn(&Self, &mut F) -> Result<R, E>) -> Result<R, E>
@@ -463,9 +443,7 @@ impl PgPool {
         E: OpError,
         F: FnMut(&mut Tx<'_>) -> Result<R, E>,
     {
-        let mut conn = self.checkout()?;
-        let out = (|| {
-            let Conn { client, statements } = &mut conn;
+        self.on_connection(|Conn { client, statements }| {
             let tx = client.transaction().map_err(PgFailure::from)?;
             let mut t = Tx {
                 tx: Session::Transaction(tx),
@@ -483,12 +461,6 @@ impl PgPool {
                 ))),
                 Err(e) => Err(E::from(PgFailure::from(e))),
             }
-        })();
-        // After a failure the connection is kept only if it still answers (a statement
-        // that failed on bad data leaves it fine: the transaction rolled back).
-        if out.is_ok() || conn.client.is_valid(Duration::from_secs(2)).is_ok() {
-            self.checkin(conn);
-        }
-        out
+        })
     }
 }
