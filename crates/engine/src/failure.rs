@@ -39,6 +39,9 @@ pub struct Failure {
     pub retry: RetryDirective,
     /// The step this failure comes from when it is a step's final failure.
     pub step: Option<String>,
+    /// For a step's final failure, the step's own last error (its class name and
+    /// message as the step reported them).
+    pub cause: Option<Box<ErrorInfo>>,
 }
 
 impl Failure {
@@ -49,6 +52,7 @@ impl Failure {
             message: message.into(),
             retry: RetryDirective::Retry,
             step: None,
+            cause: None,
         }
     }
 
@@ -98,6 +102,7 @@ impl Failure {
             message: format!("step '{step_id}' failed: {}", error.message),
             retry: RetryDirective::Never,
             step: Some(step_id.to_string()),
+            cause: Some(Box::new(error.clone())),
         }
     }
 

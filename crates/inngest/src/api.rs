@@ -1,0 +1,142 @@
+//! The HTTP endpoints SDK apps call: `POST /fn/register` (out-of-band sync),
+//! `POST /e/{key}` (events, as `inngest.send()` sends them) and `GET /dev` (the v3
+//! SDK's "is a dev server there?" probe).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use learnflow_engine::EventInput;
+use serde_json::{json, Value};
+
+use crate::{Gateway, RegisterRequest, SyncError};
+
+/// The routes, to merge into the server's router.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/fn/register", post(register))
+        .route("/e/{key}", post(send_events))
+        .route("/dev", get(dev_info))
+        .with_state(gateway)
+}
+
+fn off() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(
+            json!({ "error": "the Inngest gateway is off (set LEARNFLOW_INNGEST_DEV=true)", "status": 404 }),
+        ),
+    )
+        .into_response()
+}
+
+/// Errors carry `status` in the body: the SDK reads that, not the HTTP status.
+fn error(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        Json(json!({ "error": message, "status": status.as_u16() })),
+    )
+        .into_response()
+}
+
+async fn register(State(gw): State<Arc<Gateway>>, body: axum::body::Bytes) -> Response {
+    if !gw.enabled() {
+        return off();
+    }
+    let req: RegisterRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("malformed register request: {e}"),
+            )
+        }
+    };
+    match gw.register(&req) {
+        Ok(_) => Json(json!({
+            "ok": true,
+            "modified": true,
+            "app_id": req.app_name,
+            "sync_id": ulid::Ulid::new().to_string(),
+            "status": 200,
+        }))
+        .into_response(),
+        Err(e @ SyncError::Unsupported(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error(StatusCode::BAD_GATEWAY, e.to_string()),
+    }
+}
+
+async fn send_events(
+    State(gw): State<Arc<Gateway>>,
+    Path(_key): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if !gw.enabled() {
+        return off();
+    }
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
+    };
+    let list = match value {
+        Value::Array(a) => a,
+        v @ Value::Object(_) => vec![v],
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected an event object or an array of them".into(),
+            )
+        }
+    };
+    let mut inputs = Vec::with_capacity(list.len());
+    for (i, v) in list.into_iter().enumerate() {
+        let Some(name) = v["name"].as_str().filter(|n| !n.trim().is_empty()) else {
+            return error(StatusCode::BAD_REQUEST, format!("event {i} has no name"));
+        };
+        let data = match &v["data"] {
+            Value::Null => json!({}),
+            d @ Value::Object(_) => d.clone(),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("event {i}: data must be an object"),
+                )
+            }
+        };
+        let mut input = EventInput::new(name, data);
+        input.id = Some(match v["id"].as_str() {
+            Some(id) if !id.is_empty() => id.to_string(),
+            _ => ulid::Ulid::new().to_string(),
+        });
+        if let Some(ts) = v["ts"].as_i64() {
+            input.ts = Some(learnflow_engine::Timestamp::from_millis(ts));
+        }
+        if v["user"].is_object() {
+            input.user = Some(v["user"].clone());
+        }
+        inputs.push(input);
+    }
+    match gw.engine().send_many(inputs).await {
+        Ok(receipts) => Json(json!({
+            "ids": receipts.iter().map(|r| r.event_id.clone()).collect::<Vec<_>>(),
+            "status": 200,
+        }))
+        .into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn dev_info(State(gw): State<Arc<Gateway>>) -> Response {
+    if !gw.enabled() {
+        return off();
+    }
+    Json(json!({
+        "version": concat!("learnflow-", env!("CARGO_PKG_VERSION")),
+        "isSingleNodeService": false,
+        "functions": gw.apps().iter().flat_map(|a| a.functions.clone()).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}

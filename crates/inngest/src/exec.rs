@@ -1,0 +1,440 @@
+//! The executor side of the call protocol: an engine function whose handler drives an
+//! SDK app over HTTP, turning every op the app answers with into a durable engine step.
+//!
+//! Every call asks for a step plan (`ctx.disable_immediate_execution: true`), so the
+//! app never runs a step body during discovery: discovery calls only replay memoized
+//! results and are safe to repeat (after a crash, a sleep or a wait). Each planned
+//! step then runs in its own call inside `ctx.run`, whose result is journaled before
+//! the function goes on — a recorded step is never sent to the app again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use learnflow_engine::event::INVOKED_EVENT;
+use learnflow_engine::{Ctx, Failure};
+use serde_json::{json, Map, Value};
+
+use crate::config::{parse_time, SyncedFunction};
+
+/// The event name SDK apps expect on invoked runs.
+pub const SDK_INVOKED_EVENT: &str = "inngest/function.invoked";
+
+/// Settings shared by every call.
+#[derive(Clone, Debug)]
+pub struct CallOptions {
+    /// The HTTP client.
+    pub http: reqwest::Client,
+    /// Longest wait for one call.
+    pub timeout: Duration,
+}
+
+/// One answer from the app.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    body: Value,
+    no_retry: Option<bool>,
+    retry_after: Option<Duration>,
+}
+
+/// What the app asked for, op by op.
+#[derive(Clone, Debug)]
+struct Op {
+    op: String,
+    id: String,
+    display: String,
+    name: Option<String>,
+    opts: Value,
+    data: Value,
+    error: Value,
+}
+
+fn parse_op(v: &Value) -> Result<Op, Failure> {
+    let op = v["op"]
+        .as_str()
+        .ok_or_else(|| Failure::retriable(format!("the app answered an op without a name: {v}")))?;
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    let display = v["displayName"]
+        .as_str()
+        .or_else(|| v["userland"]["id"].as_str())
+        .or_else(|| v["name"].as_str())
+        .unwrap_or(&id)
+        .to_string();
+    Ok(Op {
+        op: op.to_string(),
+        id,
+        display,
+        name: v["name"].as_str().map(str::to_string),
+        opts: v["opts"].clone(),
+        data: v["data"].clone(),
+        error: v["error"].clone(),
+    })
+}
+
+/// The run's event as the SDK expects it.
+fn sdk_event(ctx: &Ctx) -> Value {
+    let e = ctx.event();
+    let name = if e.name == INVOKED_EVENT {
+        SDK_INVOKED_EVENT
+    } else {
+        e.name.as_str()
+    };
+    json!({
+        "name": name,
+        "data": e.data,
+        "id": e.id,
+        "ts": e.ts.millis(),
+        "user": if e.user.is_object() { e.user.clone() } else { json!({}) },
+    })
+}
+
+/// A state of the run as the app sees it: the memoized results and their order.
+#[derive(Clone, Debug, Default)]
+struct Memo {
+    steps: Map<String, Value>,
+    stack: Vec<String>,
+}
+
+impl Memo {
+    fn add(&mut self, id: String, value: Value) {
+        if !self.steps.contains_key(&id) {
+            self.stack.push(id.clone());
+        }
+        self.steps.insert(id, value);
+    }
+}
+
+struct Call<'a> {
+    opts: &'a CallOptions,
+    function: &'a SyncedFunction,
+    run_id: String,
+    event: Value,
+}
+
+impl Call<'_> {
+    /// Sends one call request for `step_id` (`step` = discovery).
+    async fn send(&self, step_id: &str, memo: &Memo, attempt: u32) -> Result<Answer, Failure> {
+        let mut url = reqwest::Url::parse(&self.function.url)
+            .map_err(|e| Failure::non_retriable(format!("bad function URL '{}': {e}", self.function.url)))?;
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "stepId")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(pairs)
+            .append_pair("stepId", step_id);
+        let body = json!({
+            "event": self.event,
+            "events": [self.event],
+            "steps": memo.steps,
+            "ctx": {
+                "run_id": self.run_id,
+                "attempt": attempt,
+                "max_attempts": self.function.retries + 1,
+                "disable_immediate_execution": true,
+                "use_api": false,
+                "stack": { "stack": memo.stack, "current": memo.stack.len() },
+            },
+        });
+        let resp = self
+            .opts
+            .http
+            .post(url)
+            .timeout(self.opts.timeout)
+            .header("content-type", "application/json")
+            .header("x-run-id", &self.run_id)
+            .header("x-inngest-step-id", step_id)
+            .header("x-inngest-server-kind", "dev")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| Failure::retriable(format!("calling {}: {e}", self.function.url)))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Failure::retriable(format!("reading the app's answer: {e}")))?;
+        if !headers.contains_key("x-inngest-sdk") {
+            return Err(Failure::retriable(format!(
+                "{} answered {status} without an X-Inngest-SDK header: not an Inngest SDK app? {}",
+                self.function.url,
+                text.chars().take(200).collect::<String>()
+            )));
+        }
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Ok(Answer {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            no_retry: header("x-inngest-no-retry").map(|v| v == "true"),
+            retry_after: header("retry-after").and_then(|v| parse_retry_after(&v)),
+        })
+    }
+}
+
+/// `Retry-After`: seconds, or an HTTP/ISO date; clamped to [1 s, 24 h].
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let d = if let Ok(secs) = v.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        return None;
+    };
+    Some(d.clamp(Duration::from_secs(1), Duration::from_secs(24 * 3600)))
+}
+
+/// The failure an error answer stands for.
+fn failure_of(what: &str, error: &Value, no_retry: Option<bool>, retry_after: Option<Duration>) -> Failure {
+    let name = error["name"].as_str().unwrap_or("Error").to_string();
+    let message = error["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{what}: {error}"));
+    if no_retry == Some(true) || name == "NonRetriableError" {
+        return Failure::non_retriable(message).named(name);
+    }
+    match retry_after {
+        Some(d) => Failure::retry_after(message, d).named(name),
+        None => Failure::retriable(message).named(name),
+    }
+}
+
+/// The memo value of a step that failed for good.
+fn error_memo(f: &Failure) -> Value {
+    match &f.cause {
+        Some(c) => json!({ "error": { "name": c.name, "message": c.message } }),
+        None => json!({ "error": { "name": f.name, "message": f.message } }),
+    }
+}
+
+/// Runs one synced function for the engine: the handler of its engine function.
+pub async fn run(ctx: Ctx, opts: Arc<CallOptions>, function: Arc<SyncedFunction>) -> Result<Value, Failure> {
+    let call = Call {
+        opts: &opts,
+        function: &function,
+        run_id: ctx.run_id().to_string(),
+        event: sdk_event(&ctx),
+    };
+    let mut memo = Memo::default();
+    loop {
+        let answer = call.send("step", &memo, ctx.attempt()).await?;
+        match answer.status {
+            200 => return Ok(answer.body),
+            206 => {}
+            _ => {
+                return Err(failure_of(
+                    "the function failed",
+                    &answer.body,
+                    answer.no_retry,
+                    answer.retry_after,
+                ))
+            }
+        }
+        let ops = match &answer.body {
+            Value::Array(a) => a.iter().map(parse_op).collect::<Result<Vec<_>, _>>()?,
+            Value::Object(_) => vec![parse_op(&answer.body)?],
+            other => return Err(Failure::retriable(format!("the app answered 206 with {other}"))),
+        };
+        if let Some(done) = ops.iter().find(|o| o.op == "RunComplete") {
+            return Ok(done.data.clone());
+        }
+        let work: Vec<&Op> = ops
+            .iter()
+            .filter(|o| {
+                !matches!(
+                    o.op.as_str(),
+                    "DeferAdd" | "DeferAbort" | "None" | "DiscoveryRequest"
+                )
+            })
+            .filter(|o| !memo.steps.contains_key(&o.id))
+            .collect();
+        if work.is_empty() && !ops.iter().any(|o| o.op == "DiscoveryRequest") {
+            return Err(Failure::retriable(format!(
+                "the app reported nothing new to do: {}",
+                answer.body
+            )));
+        }
+        let mut running: FuturesUnordered<_> = work
+            .into_iter()
+            .map(|op| {
+                let (ctx, call, memo) = (&ctx, &call, &memo);
+                async move { execute(ctx, call, memo, op).await.map(|v| (op.id.clone(), v)) }
+            })
+            .collect();
+        let mut done = Vec::new();
+        while let Some(r) = running.next().await {
+            done.push(r?);
+        }
+        drop(running);
+        for (id, v) in done {
+            memo.add(id, v);
+        }
+    }
+}
+
+/// Runs one op as a durable step and returns its memo value.
+async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Value, Failure> {
+    match op.op.as_str() {
+        "StepPlanned" => {
+            let mut attempt = 0u32;
+            let result: Result<Value, Failure> = ctx
+                .run(&op.display, || {
+                    let this = attempt;
+                    attempt += 1;
+                    async move {
+                        let a = call.send(&op.id, memo, this).await?;
+                        if a.status != 206 {
+                            return Err(failure_of("the step failed", &a.body, a.no_retry, a.retry_after));
+                        }
+                        let ran = match &a.body {
+                            Value::Array(v) => v.iter().find(|o| o["id"] == op.id.as_str()).cloned(),
+                            Value::Object(_) => Some(a.body.clone()),
+                            _ => None,
+                        }
+                        .ok_or_else(|| {
+                            Failure::retriable(format!(
+                                "the app did not run step '{}': {}",
+                                op.display, a.body
+                            ))
+                        })?;
+                        let ran = parse_op(&ran)?;
+                        match ran.op.as_str() {
+                            "StepRun" | "Step" => Ok(json!({ "data": ran.data })),
+                            "StepError" => Err(failure_of(
+                                "the step failed",
+                                &ran.error,
+                                a.no_retry,
+                                a.retry_after,
+                            )),
+                            "StepFailed" => Err(failure_of("the step failed", &ran.error, Some(true), None)),
+                            other => Err(Failure::retriable(format!(
+                                "the app answered op {other} when asked to run step '{}'",
+                                op.display
+                            ))),
+                        }
+                    }
+                })
+                .await;
+            match result {
+                Ok(v) => Ok(v),
+                Err(f) if f.step.is_some() => Ok(error_memo(&f)),
+                Err(f) => Err(f),
+            }
+        }
+        "StepRun" | "Step" => {
+            let data = op.data.clone();
+            ctx.run(&op.display, || {
+                let data = data.clone();
+                async move { Ok(json!({ "data": data })) }
+            })
+            .await
+        }
+        "Sleep" => {
+            let spec = op
+                .name
+                .clone()
+                .or_else(|| op.opts["duration"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            match parse_time(&spec) {
+                Ok(d) => ctx.sleep(&op.display, d).await.map(|_| Value::Null),
+                Err(_) => match learnflow_engine::Timestamp::parse_rfc3339(&spec) {
+                    Some(at) => ctx.sleep_until(&op.display, at).await.map(|_| Value::Null),
+                    None => Err(Failure::non_retriable(format!(
+                        "sleep '{}': bad duration '{spec}'",
+                        op.display
+                    ))),
+                },
+            }
+        }
+        "WaitForEvent" => {
+            let event = op.opts["event"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| op.name.clone())
+                .unwrap_or_default();
+            let timeout = match op.opts["timeout"].as_str() {
+                Some("") | None => Duration::ZERO,
+                Some(t) => parse_time(t).map_err(|e| Failure::non_retriable(format!("waitForEvent: {e}")))?,
+            };
+            let found = ctx
+                .wait_for_event(&op.display, &event, op.opts["if"].as_str(), timeout)
+                .await?;
+            Ok(match found {
+                Some(e) => json!({
+                    "name": e.name, "data": e.data, "id": e.id, "ts": e.ts.millis(),
+                    "user": if e.user.is_object() { e.user } else { json!({}) },
+                }),
+                None => Value::Null,
+            })
+        }
+        "InvokeFunction" => {
+            let function_id = op.opts["function_id"]
+                .as_str()
+                .ok_or_else(|| Failure::non_retriable("invoke without a function_id"))?;
+            let data = match &op.opts["payload"]["data"] {
+                Value::Object(o) => Value::Object(o.clone()),
+                _ => json!({}),
+            };
+            let timeout = op.opts["timeout"]
+                .as_str()
+                .map(parse_time)
+                .transpose()
+                .map_err(|e| Failure::non_retriable(format!("invoke: {e}")))?;
+            match ctx.invoke::<Value>(&op.display, function_id, data, timeout).await {
+                Ok(v) => Ok(json!({ "data": v })),
+                Err(f) if f.step.is_some() => Ok(error_memo(&f)),
+                Err(f) => Err(f),
+            }
+        }
+        "StepError" | "StepFailed" => Err(failure_of(
+            "a step failed during discovery",
+            &op.error,
+            Some(op.op == "StepFailed"),
+            None,
+        )),
+        other => Err(Failure::non_retriable(format!(
+            "op '{other}' (step '{}') is not supported by LearnFlow yet",
+            op.display
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_read_their_names_and_ids() {
+        let op = parse_op(
+            &json!({"op": "Sleep", "id": "c264", "name": "2s", "displayName": "nap",
+            "userland": {"id": "nap"}, "opts": {}}),
+        )
+        .unwrap();
+        assert_eq!(
+            (op.op.as_str(), op.id.as_str(), op.display.as_str()),
+            ("Sleep", "c264", "nap")
+        );
+        assert_eq!(op.name.as_deref(), Some("2s"));
+        assert!(parse_op(&json!({"id": "x"})).is_err());
+    }
+
+    #[test]
+    fn errors_keep_their_class_and_retry_advice() {
+        let e = json!({"name": "NonRetriableError", "message": "do not retry me"});
+        assert!(!failure_of("f", &e, None, None).is_retriable());
+        let e = json!({"name": "RetryAfterError", "message": "try later"});
+        let f = failure_of("f", &e, Some(false), Some(Duration::from_secs(5)));
+        assert!(f.is_retriable());
+        assert_eq!(f.name, "RetryAfterError");
+        assert_eq!(parse_retry_after("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_retry_after("0"), Some(Duration::from_secs(1)));
+    }
+}
