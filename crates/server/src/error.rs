@@ -25,6 +25,9 @@ pub enum ApiError {
     /// 409: the thing is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// 422: well-formed, but what it names cannot be done (an app that does not sync).
+    #[error("{0}")]
+    Unprocessable(String),
     /// 413: the upload is too large.
     #[error("{0}")]
     TooLarge(String),
@@ -51,6 +54,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -67,6 +71,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Unprocessable(_) => "unprocessable",
             ApiError::TooLarge(_) => "too_large",
             ApiError::UnsupportedType(_) => "unsupported_type",
             ApiError::RateLimited(_) => "rate_limited",

@@ -82,6 +82,8 @@ pub struct AppState {
     pub progress: Arc<progress::ProgressHub>,
     /// Flips to true when the server shuts down (ends SSE streams).
     pub stop: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The Inngest SDK gateway, when configured.
+    pub inngest: Option<Arc<learnflow_inngest::Gateway>>,
 }
 
 impl AppState {
@@ -97,7 +99,15 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             progress: Arc::new(progress::ProgressHub::default()),
             stop: Arc::new(tokio::sync::watch::channel(false).0),
+            inngest: None,
         }
+    }
+
+    /// With the Inngest SDK gateway (its routes are served at `/fn/register`,
+    /// `/e/{key}` and `/dev`, its admin API at `/api/inngest/apps`).
+    pub fn with_inngest(mut self, gateway: Arc<learnflow_inngest::Gateway>) -> Self {
+        self.inngest = Some(gateway);
+        self
     }
 }
 

@@ -87,8 +87,9 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     engine.start().await?;
-    let state = AppState::new(
-        Arc::new(engine),
+    let engine = Arc::new(engine);
+    let mut state = AppState::new(
+        engine.clone(),
         services,
         db,
         ServerConfig {
@@ -99,6 +100,16 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             webhook_allow_private: s.webhook_allow_private,
         },
     );
+    if s.inngest_dev {
+        eprintln!("Inngest SDK apps: dev mode (sync with POST /api/inngest/apps, events at /e/{{key}})");
+        state = state.with_inngest(learnflow_inngest::Gateway::new(
+            engine,
+            learnflow_inngest::GatewayConfig {
+                dev: true,
+                ..Default::default()
+            },
+        ));
+    }
     println!("LearnFlow listening on http://{addr}");
     learnflow_server::serve(listener, state, shutdown_signal()).await?;
     eprintln!("LearnFlow stopped");

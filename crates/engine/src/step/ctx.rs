@@ -545,6 +545,21 @@ impl Ctx {
         F: FnMut() -> Fut + Send + 'a,
         Fut: Future<Output = Result<T, Failure>> + Send + 'a,
     {
+        self.run_attempt(name, move |_| f())
+    }
+
+    /// Like [`Ctx::run`], with `f` told which attempt of the step it is (0 for the
+    /// first; counted across suspensions and restarts, from the journal).
+    pub fn run_attempt<'a, T, F, Fut>(
+        &'a self,
+        name: &str,
+        mut f: F,
+    ) -> impl Future<Output = Result<T, Failure>> + Send + 'a
+    where
+        T: Serialize + DeserializeOwned + Send + 'a,
+        F: FnMut(u32) -> Fut + Send + 'a,
+        Fut: Future<Output = Result<T, Failure>> + Send + 'a,
+    {
         let id = self.next_id(name);
         let name = name.to_string();
         async move {
@@ -613,7 +628,7 @@ impl Ctx {
                 });
                 let started_at = self.now();
                 let t0 = Instant::now();
-                let result = match std::panic::catch_unwind(AssertUnwindSafe(&mut f)) {
+                let result = match std::panic::catch_unwind(AssertUnwindSafe(|| f(number))) {
                     Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
                     Err(p) => Err(p),
                 };

@@ -4,6 +4,7 @@
 //! cannot drift apart.
 
 pub mod documents;
+pub mod inngest;
 pub mod runs;
 pub mod webhooks;
 
@@ -96,6 +97,7 @@ impl Modify for BearerAuth {
         (name = "documents", description = "Uploads, study packs, progress, review and questions"),
         (name = "runs", description = "Events, runs and functions of the durable engine"),
         (name = "webhooks", description = "Signed notifications when a document is processed"),
+        (name = "inngest", description = "Inngest SDK apps running on LearnFlow (admins)"),
         (name = "operations", description = "Health and the API description"),
     )
 )]
@@ -267,6 +269,7 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(runs::functions))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::delete))
+        .routes(routes!(inngest::sync, inngest::list))
         .routes(routes!(healthz))
         .routes(routes!(me))
         .split_for_parts();
@@ -301,23 +304,28 @@ pub fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config.max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(1024 * 1024);
-    api.route(
-        "/api/openapi.json",
-        get(move || {
-            let doc = doc.clone();
-            async move { Json(doc.as_ref().clone()) }
-        }),
-    )
-    .route("/metrics", get(metrics))
-    .route("/", get(crate::ui::index))
-    .route("/assets/{*path}", get(crate::ui::asset))
-    .route("/ui/login", axum::routing::post(crate::ui::login))
-    .route("/ui/logout", axum::routing::post(crate::ui::logout))
-    .fallback(no_route)
-    .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-    .layer(axum::middleware::from_fn(limit_bodies))
-    .layer(axum::middleware::from_fn_with_state(state.clone(), count_status))
-    .with_state(state)
+    let app = api
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route("/metrics", get(metrics))
+        .route("/", get(crate::ui::index))
+        .route("/assets/{*path}", get(crate::ui::asset))
+        .route("/ui/login", axum::routing::post(crate::ui::login))
+        .route("/ui/logout", axum::routing::post(crate::ui::logout))
+        .fallback(no_route)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(limit_bodies))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_status))
+        .with_state(state.clone());
+    match &state.inngest {
+        Some(gw) => learnflow_inngest::api::router(gw.clone()).merge(app),
+        None => app,
+    }
 }
 
 /// A status and JSON body, for tests and tools.

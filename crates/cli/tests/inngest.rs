@@ -1,0 +1,384 @@
+//! Unmodified Inngest SDK apps on LearnFlow: the conformance app in
+//! `conformance/inngest-app` (the real npm `inngest` 4.24.0 and 3.54.2 packages with
+//! the express adapter) runs against a real `learnflow serve` in dev mode. The app is
+//! synced through the admin API, events come in through `/e/{key}` (and through
+//! `inngest.send()` from Node), and every function's outcome is checked in LearnFlow's
+//! runs API, next to native runs.
+
+#[path = "serve/harness.rs"]
+mod harness;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::{eventually, Client, Server};
+use serde_json::{json, Value};
+
+fn app_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/inngest-app")
+}
+
+/// The conformance app, stopped on drop.
+struct App {
+    child: Child,
+    url: String,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl App {
+    /// Starts the app for SDK major `sdk` against `server`, or `None` (loudly) outside
+    /// CI when its npm packages are not installed (`scripts/test.sh` installs them).
+    fn start(sdk: &str, server: &str, step_log: &Path) -> Option<App> {
+        let tsx = app_dir().join("node_modules/.bin/tsx");
+        if !tsx.exists() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!(
+                    "{} is missing: run `npm ci` in conformance/inngest-app",
+                    tsx.display()
+                );
+            }
+            eprintln!("WARNING: SKIPPING the Inngest SDK tests: run `npm ci` in conformance/inngest-app");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(&tsx)
+            .arg("app.ts")
+            .current_dir(app_dir())
+            .env("SDK_MAJOR", sdk)
+            .env("PORT", port.to_string())
+            .env("INNGEST_DEV", server)
+            .env("STEP_LOG", step_log)
+            .env_remove("INNGEST_SIGNING_KEY")
+            .env_remove("INNGEST_BASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the conformance app starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "the app did not start");
+            match lines.next() {
+                Some(Ok(l)) if l.starts_with("listening on") => break,
+                Some(_) => {}
+                None => panic!("the app exited before listening"),
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Some(App {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+}
+
+/// Sends events to `/e/{key}` the way the SDK does; returns the ids.
+async fn send(server: &Server, events: Value) -> Vec<String> {
+    let r = reqwest::Client::new()
+        .post(server.url("/e/test-key"))
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], 200, "{body}");
+    body["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The run one event started, once it has ended.
+async fn finished(c: &Client, event_id: &str) -> Value {
+    eventually(&format!("the run of event {event_id} to end"), async || {
+        let page = c.get(&format!("/api/runs?event={event_id}")).await;
+        let run = page.json["runs"].as_array()?.first()?.clone();
+        let status = run["status"].as_str()?.to_string();
+        matches!(status.as_str(), "completed" | "failed" | "cancelled").then_some(run)
+    })
+    .await
+}
+
+async fn detail(c: &Client, run: &Value) -> Value {
+    c.get(&format!("/api/runs/{}", run["id"].as_str().unwrap()))
+        .await
+        .json
+}
+
+fn step_names(detail: &Value) -> Vec<String> {
+    detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn millis(rfc3339: &Value) -> i64 {
+    let s = rfc3339.as_str().unwrap();
+    learnflow_engine::Timestamp::parse_rfc3339(s).unwrap().millis()
+}
+
+async fn conformance(sdk: &str) {
+    let server = Server::start(&[("LEARNFLOW_INNGEST_DEV", "true")]);
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("steps.jsonl");
+    let Some(app) = App::start(sdk, &server.base, &log) else {
+        return;
+    };
+    let c = server.client(&server.admin);
+
+    // Sync: the app's twelve functions become engine functions.
+    let synced = c
+        .post_json(
+            "/api/inngest/apps",
+            &json!({ "url": format!("{}/api/inngest", app.url) }),
+        )
+        .await;
+    assert_eq!(synced.status, 200, "{}", synced.text);
+    assert_eq!(synced.json["appName"], "conformance-app");
+    assert!(
+        synced.json["sdk"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("js:v{sdk}.")),
+        "{}",
+        synced.text
+    );
+    assert_eq!(
+        synced.json["functions"].as_array().unwrap().len(),
+        12,
+        "{}",
+        synced.text
+    );
+    let functions = c.get("/api/functions").await;
+    assert!(
+        functions.text.contains("conformance-app-seq"),
+        "{}",
+        functions.text
+    );
+    let apps = c.get("/api/inngest/apps").await;
+    assert_eq!(
+        apps.json["apps"][0]["appName"], "conformance-app",
+        "{}",
+        apps.text
+    );
+    // Only admins see or sync apps.
+    let user = server.client(&server.create_user("not-admin"));
+    assert_eq!(user.get("/api/inngest/apps").await.status, 404);
+    // A URL that is no app: a clear 422.
+    let bad = c
+        .post_json(
+            "/api/inngest/apps",
+            &json!({ "url": "http://127.0.0.1:1/api/inngest" }),
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+
+    // Events: one array, ids in order; bad input is refused with the status in the body.
+    let ids = send(
+        &server,
+        json!([
+            { "name": "test/seq", "data": { "hello": "world" } },
+            { "name": "test/parallel" },
+            { "name": "test/loop" },
+            { "name": "test/sleep", "data": { "sleep": "1s" } },
+            { "name": "test/parent" },
+            { "name": "test/nonretry" },
+            { "name": "test/retryafter" },
+            { "name": "test/stepfail" },
+            { "name": "document.uploaded", "data": { "userId": "u1", "documentId": "d1" } },
+        ]),
+    )
+    .await;
+    assert_eq!(ids.len(), 9);
+    let http = reqwest::Client::new();
+    let bad = http
+        .post(server.url("/e/k"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()["status"], 400);
+    let bad = http
+        .post(server.url("/e/k"))
+        .json(&json!([{ "data": {} }]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+
+    // step.run, in order, memoized.
+    let seq = finished(&c, &ids[0]).await;
+    assert_eq!(seq["status"], "completed", "{seq}");
+    assert_eq!(seq["output"], json!({ "b": "AB", "input": { "hello": "world" } }));
+    assert_eq!(step_names(&detail(&c, &seq).await), ["a", "b"]);
+    // Parallel steps, then one more.
+    let par = finished(&c, &ids[1]).await;
+    assert_eq!(par["output"], json!(3), "{par}");
+    let mut names = step_names(&detail(&c, &par).await);
+    names.sort();
+    assert_eq!(names, ["after", "p1", "p2"]);
+    // Repeated step ids.
+    let lp = finished(&c, &ids[2]).await;
+    assert_eq!(lp["output"], json!(3), "{lp}");
+    assert_eq!(step_names(&detail(&c, &lp).await).len(), 3);
+    // A durable sleep.
+    let sl = finished(&c, &ids[3]).await;
+    assert_eq!(sl["output"], json!("woke"), "{sl}");
+    assert!(
+        millis(&sl["ended_at"]) - millis(&sl["started_at"]) >= 1000,
+        "{sl}"
+    );
+    let sd = detail(&c, &sl).await;
+    assert_eq!(sd["steps"][0]["kind"], "sleep", "{sd}");
+    // Invoke: the child's result comes back, and the child is a run of its own.
+    let parent = finished(&c, &ids[4]).await;
+    assert_eq!(parent["output"], json!({ "doubled": 42 }), "{parent}");
+    let children = c.get("/api/runs?function=conformance-app-child").await;
+    assert_eq!(
+        children.json["runs"][0]["output"],
+        json!({ "doubled": 42 }),
+        "{}",
+        children.text
+    );
+    // NonRetriableError: failed at once, no second attempt.
+    let nr = finished(&c, &ids[5]).await;
+    assert_eq!(nr["status"], "failed", "{nr}");
+    assert_eq!(nr["error"]["message"], "do not retry me", "{nr}");
+    assert_eq!(nr["attempt"], 0, "{nr}");
+    // RetryAfterError: the step's second attempt waits the second the app asked for.
+    let ra = finished(&c, &ids[6]).await;
+    assert_eq!(ra["output"], json!("ok on attempt 1"), "{ra}");
+    let rd = detail(&c, &ra).await;
+    let attempts = rd["steps"][0]["attempts"].as_array().unwrap().clone();
+    assert_eq!(attempts.len(), 2, "{rd}");
+    // (v3 serialises the error's class as `Error`, v4 as `RetryAfterError`.)
+    assert_eq!(attempts[0]["error"]["message"], "try later", "{rd}");
+    assert!(
+        millis(&attempts[1]["started_at"]) - millis(&attempts[0]["started_at"]) >= 1000,
+        "{rd}"
+    );
+    // A step that fails for good is an error the function can catch.
+    let sf = finished(&c, &ids[7]).await;
+    assert_eq!(sf["output"], json!({ "caught": "Error: kaboom" }), "{sf}");
+    // The seed's example: ocr, architect, parallel agents, store.
+    let pd = finished(&c, &ids[8]).await;
+    assert_eq!(pd["status"], "completed", "{pd}");
+    let mut names = step_names(&detail(&c, &pd).await);
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "agent-classify",
+            "agent-extract",
+            "agent-summarize",
+            "architect",
+            "ocr",
+            "store"
+        ]
+    );
+
+    // waitForEvent: a non-matching event leaves it waiting, the matching one resumes it.
+    let w = send(&server, json!({ "name": "test/wait", "data": { "id": "abc" } })).await;
+    eventually("the waiter to wait", async || {
+        let page = c.get(&format!("/api/runs?event={}", w[0])).await;
+        (page.json["runs"][0]["status"] == "waiting").then_some(())
+    })
+    .await;
+    send(&server, json!({ "name": "test/resume", "data": { "id": "zzz" } })).await;
+    send(&server, json!({ "name": "test/resume", "data": { "id": "abc" } })).await;
+    let wr = finished(&c, &w[0]).await;
+    assert_eq!(wr["output"]["id"], "abc", "{wr}");
+    // …and times out with null.
+    let t = send(
+        &server,
+        json!({ "name": "test/wait", "data": { "id": "q", "timeout": "1s" } }),
+    )
+    .await;
+    let tr = finished(&c, &t[0]).await;
+    assert_eq!(tr["output"], json!("timeout"), "{tr}");
+
+    // Concurrency per key: one run per user at a time, from the steps' own log.
+    let per: Vec<Value> = (0..6)
+        .map(|i| json!({ "name": "test/peruser", "data": { "userId": format!("user-{}", i % 2) } }))
+        .collect();
+    for id in send(&server, json!(per)).await {
+        assert_eq!(finished(&c, &id).await["status"], "completed");
+    }
+    let mut spans: std::collections::HashMap<String, Vec<(i64, i64)>> = Default::default();
+    let mut open: std::collections::HashMap<(String, String), i64> = Default::default();
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["user"].as_str().is_none_or(|u| !u.starts_with("user-")) {
+            continue;
+        }
+        let key = (
+            v["run"].as_str().unwrap().to_string(),
+            v["step"].as_str().unwrap().to_string(),
+        );
+        let t = v["t"].as_i64().unwrap();
+        if v["phase"] == "start" {
+            open.insert(key, t);
+        } else if let Some(s) = open.remove(&key) {
+            spans
+                .entry(v["user"].as_str().unwrap().to_string())
+                .or_default()
+                .push((s, t));
+        }
+    }
+    assert_eq!(
+        spans.values().map(Vec::len).sum::<usize>(),
+        18,
+        "every step ran once"
+    );
+    for (user, mut s) in spans {
+        s.sort();
+        for w in s.windows(2) {
+            assert!(w[1].0 >= w[0].1, "{user}: two steps overlapped: {w:?}");
+        }
+    }
+
+    // inngest.send() from the app reaches LearnFlow and starts a run.
+    let r = http
+        .post(format!("{}/send", app.url))
+        .json(&json!({ "name": "test/seq", "data": { "hello": "node" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let sent: Value = r.json().await.unwrap();
+    let id = sent["ids"][0].as_str().unwrap().to_string();
+    let from_node = finished(&c, &id).await;
+    assert_eq!(
+        from_node["output"]["input"],
+        json!({ "hello": "node" }),
+        "{from_node}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inngest_v4_app_runs_on_learnflow() {
+    conformance("4").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inngest_v3_app_runs_on_learnflow() {
+    conformance("3").await;
+}
