@@ -111,9 +111,16 @@ const parent = fn("parent", {}, { event: "test/parent" }, async ({ step }) =>
   step.invoke("call-child", { function: child, data: { n: 21 } }),
 );
 
-const nonRetriable = fn("non-retriable", { retries: 2 }, { event: "test/nonretry" }, async () => {
-  throw new NonRetriableError("do not retry me");
-});
+// Its onFailure handler becomes a second function, "non-retriable-failure", triggered by
+// the executor's `inngest/function.failed` event for this function.
+const nonRetriable = fn(
+  "non-retriable",
+  { retries: 2, onFailure: async ({ error }: any) => ({ handled: error?.message ?? null }) },
+  { event: "test/nonretry" },
+  async () => {
+    throw new NonRetriableError("do not retry me");
+  },
+);
 
 const retryAfter = fn("retry-after", { retries: 1 }, { event: "test/retryafter" }, async ({ step, attempt }) =>
   step.run("flaky", () => {

@@ -105,8 +105,14 @@ async fn send(server: &Server, events: Value) -> Vec<String> {
 
 /// The run one event started, once it has ended.
 async fn finished(c: &Client, event_id: &str) -> Value {
+    finished_of(c, event_id, None).await
+}
+
+/// The run of `function` (if given) one event started, once it has ended.
+async fn finished_of(c: &Client, event_id: &str, function: Option<&str>) -> Value {
+    let filter = function.map(|f| format!("&function={f}")).unwrap_or_default();
     eventually(&format!("the run of event {event_id} to end"), async || {
-        let page = c.get(&format!("/api/runs?event={event_id}")).await;
+        let page = c.get(&format!("/api/runs?event={event_id}{filter}")).await;
         let run = page.json["runs"].as_array()?.first()?.clone();
         let status = run["status"].as_str()?.to_string();
         matches!(status.as_str(), "completed" | "failed" | "cancelled").then_some(run)
@@ -120,12 +126,15 @@ async fn detail(c: &Client, run: &Value) -> Value {
         .json
 }
 
+/// The app's steps of a run (without the executor's own last step, which sends
+/// `inngest/function.finished`).
 fn step_names(detail: &Value) -> Vec<String> {
     detail["steps"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| s["name"].as_str().unwrap().to_string())
+        .filter(|n| n != "inngest-function-ended")
         .collect()
 }
 
@@ -143,7 +152,8 @@ async fn conformance(sdk: &str) {
     };
     let c = server.client(&server.admin);
 
-    // Sync: the app's twelve functions become engine functions.
+    // Sync: the app's twelve functions (and one onFailure handler) become engine
+    // functions.
     let synced = c
         .post_json(
             "/api/inngest/apps",
@@ -162,7 +172,7 @@ async fn conformance(sdk: &str) {
     );
     assert_eq!(
         synced.json["functions"].as_array().unwrap().len(),
-        12,
+        13,
         "{}",
         synced.text
     );
@@ -228,7 +238,13 @@ async fn conformance(sdk: &str) {
     let seq = finished(&c, &ids[0]).await;
     assert_eq!(seq["status"], "completed", "{seq}");
     assert_eq!(seq["output"], json!({ "b": "AB", "input": { "hello": "world" } }));
-    assert_eq!(step_names(&detail(&c, &seq).await), ["a", "b"]);
+    let sd = detail(&c, &seq).await;
+    assert_eq!(step_names(&sd), ["a", "b"]);
+    let last = sd["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last["name"], "inngest-function-ended",
+        "the end is announced: {sd}"
+    );
     // Parallel steps, then one more.
     let par = finished(&c, &ids[1]).await;
     assert_eq!(par["output"], json!(3), "{par}");
@@ -263,6 +279,20 @@ async fn conformance(sdk: &str) {
     assert_eq!(nr["status"], "failed", "{nr}");
     assert_eq!(nr["error"]["message"], "do not retry me", "{nr}");
     assert_eq!(nr["attempt"], 0, "{nr}");
+    // …and `inngest/function.failed` ran its onFailure handler with the error.
+    let handled = eventually("the onFailure handler to run", async || {
+        let page = c
+            .get("/api/runs?function=conformance-app-non-retriable-failure")
+            .await;
+        let run = page.json["runs"].as_array()?.first()?.clone();
+        (run["status"] == "completed").then_some(run)
+    })
+    .await;
+    assert_eq!(
+        handled["output"],
+        json!({ "handled": "do not retry me" }),
+        "{handled}"
+    );
     // RetryAfterError: the step's second attempt waits the second the app asked for.
     let ra = finished(&c, &ids[6]).await;
     assert_eq!(ra["output"], json!("ok on attempt 1"), "{ra}");
@@ -279,8 +309,12 @@ async fn conformance(sdk: &str) {
     let sf = finished(&c, &ids[7]).await;
     assert_eq!(sf["output"], json!({ "caught": "Error: kaboom" }), "{sf}");
     // The seed's example: ocr, architect, parallel agents, store.
-    let pd = finished(&c, &ids[8]).await;
+    let pd = finished_of(&c, &ids[8], Some("conformance-app-process-document")).await;
     assert_eq!(pd["status"], "completed", "{pd}");
+    // The same event started the native `process-document` too (which fails: there is
+    // no such document in the library): SDK and native functions share events.
+    let native = finished_of(&c, &ids[8], Some("process-document")).await;
+    assert_eq!(native["status"], "failed", "{native}");
     let mut names = step_names(&detail(&c, &pd).await);
     names.sort();
     assert_eq!(
@@ -381,4 +415,78 @@ async fn an_inngest_v4_app_runs_on_learnflow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inngest_v3_app_runs_on_learnflow() {
     conformance("3").await;
+}
+
+/// LearnFlow killed with SIGKILL while SDK runs are mid-way: after a restart on the
+/// same data directory (the synced app is kept), every run completes and no step the
+/// app finished and LearnFlow recorded runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_runs_survive_a_sigkill_of_learnflow() {
+    let data = tempfile::tempdir().unwrap();
+    let env = [("LEARNFLOW_INNGEST_DEV", "true")];
+    let mut server = Server::start_in(data.path(), &env);
+    let admin = server.admin.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("steps.jsonl");
+    let Some(app) = App::start("4", &server.base, &log) else {
+        return;
+    };
+    let c = server.client(&admin);
+    let synced = c
+        .post_json(
+            "/api/inngest/apps",
+            &json!({ "url": format!("{}/api/inngest", app.url) }),
+        )
+        .await;
+    assert_eq!(synced.status, 200, "{}", synced.text);
+    let events: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({ "name": "document.uploaded",
+                    "data": { "userId": format!("u{}", i % 3), "documentId": format!("d{i}"), "stepMs": 150 } })
+        })
+        .collect();
+    let ids = send(&server, json!(events)).await;
+    let ends = |log: &Path| -> Vec<(String, String)> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["phase"] == "end")
+            .map(|v| {
+                (
+                    v["run"].as_str().unwrap().to_string(),
+                    v["step"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ends(&log).len() < 15 {
+        assert!(Instant::now() < deadline, "no progress before the kill");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let at_kill = ends(&log).len();
+    assert!(
+        at_kill < 60,
+        "the kill came after the work was done ({at_kill} steps)"
+    );
+    let server = Server::start_in(data.path(), &env);
+    let c = server.client(&admin);
+    for id in &ids {
+        let run = finished_of(&c, id, Some("conformance-app-process-document")).await;
+        assert_eq!(run["status"], "completed", "{run}");
+    }
+    let mut count: std::collections::HashMap<(String, String), usize> = Default::default();
+    for e in ends(&log) {
+        *count.entry(e).or_default() += 1;
+    }
+    assert_eq!(count.len(), 60, "6 steps × 10 runs ran");
+    let again = count.values().filter(|n| **n > 1).count();
+    assert!(count.values().all(|n| *n <= 2), "a step ran three times");
+    // Only steps in flight at the kill (finished by the app, not yet recorded) may
+    // run again: at most 5 per user at once, 3 users.
+    assert!(again <= 15, "{again} steps ran twice");
+    drop(app);
 }

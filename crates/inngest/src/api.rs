@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use learnflow_engine::EventInput;
 use serde_json::{json, Value};
 
-use crate::{Gateway, RegisterRequest, SyncError};
+use crate::Gateway;
 
 /// The routes, to merge into the server's router.
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -46,26 +46,17 @@ async fn register(State(gw): State<Arc<Gateway>>, body: axum::body::Bytes) -> Re
     if !gw.enabled() {
         return off();
     }
-    let req: RegisterRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("malformed register request: {e}"),
-            )
-        }
-    };
-    match gw.register(&req) {
-        Ok(_) => Json(json!({
+    let text = String::from_utf8_lossy(&body);
+    match gw.accept(&text, None).await {
+        Ok(app) => Json(json!({
             "ok": true,
             "modified": true,
-            "app_id": req.app_name,
+            "app_id": app.app_name,
             "sync_id": ulid::Ulid::new().to_string(),
             "status": 200,
         }))
         .into_response(),
-        Err(e @ SyncError::Unsupported(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e) => error(StatusCode::BAD_GATEWAY, e.to_string()),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use learnflow_engine::event::INVOKED_EVENT;
-use learnflow_engine::{Ctx, Failure};
+use learnflow_engine::{Ctx, EventInput, Failure};
 use serde_json::{json, Map, Value};
 
 use crate::config::{parse_time, SyncedFunction};
@@ -216,10 +216,45 @@ fn error_memo(f: &Failure) -> Value {
 }
 
 /// Runs one synced function for the engine: the handler of its engine function.
+/// When the run ends for good it sends `inngest/function.finished` (and
+/// `inngest/function.failed` on failure), which `onFailure` handlers listen for.
 pub async fn run(ctx: Ctx, opts: Arc<CallOptions>, function: Arc<SyncedFunction>) -> Result<Value, Failure> {
+    let out = drive(&ctx, &opts, &function).await;
+    let last = match &out {
+        Ok(_) => true,
+        Err(f) => !f.is_retriable() || ctx.attempt() >= function.retries,
+    };
+    if last {
+        let mut data = json!({
+            "function_id": function.id,
+            "run_id": ctx.run_id().to_string(),
+            "event": sdk_event(&ctx),
+            "events": [sdk_event(&ctx)],
+        });
+        let mut events = Vec::new();
+        match &out {
+            Ok(v) => data["result"] = v.clone(),
+            Err(f) => {
+                data["error"] = json!({ "name": f.name, "message": f.message });
+                events.push(EventInput::new(FAILED_EVENT, data.clone()));
+            }
+        }
+        events.insert(0, EventInput::new(FINISHED_EVENT, data));
+        ctx.send_events("inngest-function-ended", events).await?;
+    }
+    out
+}
+
+/// Sent when a run of a synced function ends, with its result or error.
+pub const FINISHED_EVENT: &str = "inngest/function.finished";
+/// Sent when a run of a synced function fails for good.
+pub const FAILED_EVENT: &str = "inngest/function.failed";
+
+async fn drive(ctx: &Ctx, opts: &CallOptions, function: &SyncedFunction) -> Result<Value, Failure> {
+    let ctx = ctx.clone();
     let call = Call {
-        opts: &opts,
-        function: &function,
+        opts,
+        function,
         run_id: ctx.run_id().to_string(),
         event: sdk_event(&ctx),
     };

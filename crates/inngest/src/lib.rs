@@ -82,12 +82,23 @@ pub enum SyncError {
     Unsupported(Vec<String>),
 }
 
+/// Where synced apps are kept, so a restarted node (or another node) knows them.
+pub trait AppSaver: Send + Sync {
+    /// Keeps the register body of the app at `url`.
+    fn save(
+        &self,
+        url: String,
+        body: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+}
+
 /// The gateway: synced apps and the engine they run on.
 pub struct Gateway {
     engine: Arc<Engine>,
     config: GatewayConfig,
     call: Arc<exec::CallOptions>,
     apps: RwLock<BTreeMap<String, AppInfo>>,
+    saver: Option<Arc<dyn AppSaver>>,
 }
 
 fn now_ms() -> i64 {
@@ -97,6 +108,15 @@ fn now_ms() -> i64 {
 impl Gateway {
     /// A gateway registering synced functions on `engine`.
     pub fn new(engine: Arc<Engine>, config: GatewayConfig) -> Arc<Self> {
+        Self::with_saver(engine, config, None)
+    }
+
+    /// A gateway that keeps every successful sync with `saver`.
+    pub fn with_saver(
+        engine: Arc<Engine>,
+        config: GatewayConfig,
+        saver: Option<Arc<dyn AppSaver>>,
+    ) -> Arc<Self> {
         let call = Arc::new(exec::CallOptions {
             http: reqwest::Client::new(),
             timeout: config.call_timeout,
@@ -106,6 +126,7 @@ impl Gateway {
             config,
             call,
             apps: RwLock::new(BTreeMap::new()),
+            saver,
         })
     }
 
@@ -165,12 +186,56 @@ impl Gateway {
         Ok(ids)
     }
 
+    /// Registers the app a register body describes and keeps the body (see
+    /// [`AppSaver`]); `fallback_url` names the app when the body does not.
+    pub async fn accept(&self, body: &str, fallback_url: Option<&str>) -> Result<AppInfo, SyncError> {
+        let mut req: RegisterRequest = serde_json::from_str(body).map_err(|e| SyncError::App {
+            url: fallback_url.unwrap_or_default().to_string(),
+            reason: format!("its register request is not understood: {e}"),
+        })?;
+        if req.url.is_empty() {
+            req.url = fallback_url.unwrap_or_default().to_string();
+        }
+        self.register(&req)?;
+        if let Some(saver) = &self.saver {
+            if let Err(e) = saver.save(req.url.clone(), body.to_string()).await {
+                tracing::warn!(url = %req.url, "could not keep the synced app: {e}");
+            }
+        }
+        self.apps
+            .read()
+            .get(&req.url)
+            .cloned()
+            .ok_or_else(|| SyncError::App {
+                url: req.url.clone(),
+                reason: "the app vanished while syncing".into(),
+            })
+    }
+
+    /// Registers apps kept by an earlier sync (at start-up); an app that no longer
+    /// registers is logged and listed with its error.
+    pub fn restore(&self, apps: &[(String, String)]) {
+        for (url, body) in apps {
+            let outcome = serde_json::from_str::<RegisterRequest>(body)
+                .map_err(|e| e.to_string())
+                .and_then(|r| self.register(&r).map(|_| ()).map_err(|e| e.to_string()));
+            if let Err(e) = outcome {
+                tracing::warn!(%url, "a kept Inngest app did not register again: {e}");
+            }
+        }
+    }
+
     /// Syncs the app serving at `url` in-band: `PUT url` with `X-Inngest-Sync-Kind:
     /// in_band`, whose answer carries the function configs.
     pub async fn sync(&self, url: &str) -> Result<AppInfo, SyncError> {
-        let fail = |reason: String| SyncError::App {
-            url: url.to_string(),
-            reason,
+        let fail = |reason: String| {
+            if let Some(known) = self.apps.write().get_mut(url) {
+                known.error = Some(format!("the app did not answer: {reason}"));
+            }
+            SyncError::App {
+                url: url.to_string(),
+                reason,
+            }
         };
         let resp = self
             .call
@@ -189,17 +254,13 @@ impl Gateway {
         if !status.is_success() {
             return Err(fail(format!("it answered {status}: {text}")));
         }
-        let mut req: RegisterRequest = serde_json::from_str(&text)
-            .map_err(|e| fail(format!("its sync answer is not understood: {e}")))?;
-        if req.url.is_empty() {
-            req.url = url.to_string();
+        let app = self.accept(&text, Some(url)).await;
+        if let Err(SyncError::App { reason, .. }) = &app {
+            if let Some(known) = self.apps.write().get_mut(url) {
+                known.error = Some(reason.clone());
+            }
         }
-        self.register(&req)?;
-        self.apps
-            .read()
-            .get(&req.url)
-            .cloned()
-            .ok_or_else(|| fail("the app vanished while syncing".into()))
+        app
     }
 
     /// The synced apps.

@@ -254,6 +254,17 @@ impl ServerDb {
         on_backend!(self, db => db.progress_after(document_id, after, limit))
     }
 
+    /// Keeps a synced Inngest app's register body (replacing an earlier one).
+    pub async fn put_inngest_app(&self, url: &str, body: &str, at: i64) -> Result<(), DbError> {
+        let (url, body) = (url.to_string(), body.to_string());
+        on_backend!(self, db => db.put_inngest_app(url, body, at))
+    }
+
+    /// Every synced Inngest app: `(url, register body)`.
+    pub async fn inngest_apps(&self) -> Result<Vec<(String, String)>, DbError> {
+        on_backend!(self, db => db.inngest_apps())
+    }
+
     /// Forgets a document's progress.
     pub async fn delete_progress(&self, document_id: &str) -> Result<(), DbError> {
         let document_id = document_id.to_string();

@@ -111,6 +111,25 @@ impl AppState {
     }
 }
 
+/// Keeps synced Inngest apps in the server's tables.
+pub struct InngestApps(pub ServerDb);
+
+impl learnflow_inngest::AppSaver for InngestApps {
+    fn save(
+        &self,
+        url: String,
+        body: String,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
+        let db = self.0.clone();
+        Box::pin(async move {
+            let at = learnflow_engine::Timestamp::now_utc().millis();
+            db.put_inngest_app(&url, &body, at)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// Why serving stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

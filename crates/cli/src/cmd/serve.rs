@@ -86,8 +86,25 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    engine.start().await?;
     let engine = Arc::new(engine);
+    // Synced Inngest apps are registered before the engine starts, so their runs left
+    // over from before a restart are claimed at once.
+    let inngest = if s.inngest_dev {
+        eprintln!("Inngest SDK apps: dev mode (sync with POST /api/inngest/apps, events at /e/{{key}})");
+        let gw = learnflow_inngest::Gateway::with_saver(
+            engine.clone(),
+            learnflow_inngest::GatewayConfig {
+                dev: true,
+                ..Default::default()
+            },
+            Some(Arc::new(learnflow_server::InngestApps(db.clone()))),
+        );
+        gw.restore(&db.inngest_apps().await?);
+        Some(gw)
+    } else {
+        None
+    };
+    engine.start().await?;
     let mut state = AppState::new(
         engine.clone(),
         services,
@@ -100,15 +117,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             webhook_allow_private: s.webhook_allow_private,
         },
     );
-    if s.inngest_dev {
-        eprintln!("Inngest SDK apps: dev mode (sync with POST /api/inngest/apps, events at /e/{{key}})");
-        state = state.with_inngest(learnflow_inngest::Gateway::new(
-            engine,
-            learnflow_inngest::GatewayConfig {
-                dev: true,
-                ..Default::default()
-            },
-        ));
+    if let Some(gw) = inngest {
+        state = state.with_inngest(gw);
     }
     println!("LearnFlow listening on http://{addr}");
     learnflow_server::serve(listener, state, shutdown_signal()).await?;

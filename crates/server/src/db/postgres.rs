@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 use super::{DbError, NewProgress, ProgressRow, User, Webhook};
 
 /// The server's migrations, in order. Times are Unix milliseconds.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id          TEXT    PRIMARY KEY,
     name        TEXT    NOT NULL UNIQUE,
@@ -47,7 +48,16 @@ CREATE TABLE progress (
     body         JSONB   NOT NULL
 );
 CREATE INDEX progress_by_document ON progress(document_id, seq);
-"#];
+"#,
+    // 2: synced Inngest SDK apps (their last register body), re-registered at start.
+    r#"
+CREATE TABLE inngest_apps (
+    url        TEXT   PRIMARY KEY,
+    body       TEXT   NOT NULL,
+    synced_at  BIGINT NOT NULL
+);
+"#,
+];
 
 /// A key class for `pg_advisory_xact_lock(class, key)`: appends to one document's
 /// progress.
@@ -265,6 +275,31 @@ impl PostgresDb {
             .tx(move |tx: &mut Tx<'_>| {
                 tx.execute("DELETE FROM progress WHERE document_id = $1", &[&document_id])?;
                 Ok(())
+            })
+            .await
+    }
+
+    pub(super) async fn put_inngest_app(&self, url: String, body: String, at: i64) -> Result<(), DbError> {
+        self.pool
+            .tx(move |tx: &mut Tx<'_>| {
+                tx.execute(
+                    "INSERT INTO inngest_apps (url, body, synced_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (url) DO UPDATE SET body = EXCLUDED.body, synced_at = EXCLUDED.synced_at",
+                    &[&url, &body, &at],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    pub(super) async fn inngest_apps(&self) -> Result<Vec<(String, String)>, DbError> {
+        self.pool
+            .tx(move |tx: &mut Tx<'_>| {
+                Ok(tx
+                    .query("SELECT url, body FROM inngest_apps ORDER BY url", &[])?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect())
             })
             .await
     }

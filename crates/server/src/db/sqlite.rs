@@ -14,7 +14,8 @@ fn db(e: rusqlite::Error) -> DbError {
 }
 
 /// The server's migrations, in order (versioned in `server_schema`).
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id          TEXT    PRIMARY KEY,
     name        TEXT    NOT NULL UNIQUE,
@@ -44,7 +45,16 @@ CREATE TABLE progress (
     body         TEXT    NOT NULL
 );
 CREATE INDEX progress_by_document ON progress(document_id, seq);
-"#];
+"#,
+    // 2: synced Inngest SDK apps (their last register body), re-registered at start.
+    r#"
+CREATE TABLE inngest_apps (
+    url        TEXT    PRIMARY KEY,
+    body       TEXT    NOT NULL,
+    synced_at  INTEGER NOT NULL
+);
+"#,
+];
 
 /// The server's tables in a SQLite file.
 #[derive(Clone)]
@@ -267,6 +277,36 @@ impl SqliteDb {
             c.execute("DELETE FROM progress WHERE document_id = ?1", [document_id])
                 .map(|_| ())
                 .map_err(db)
+        })
+        .await
+    }
+}
+
+impl SqliteDb {
+    pub(super) async fn put_inngest_app(&self, url: String, body: String, at: i64) -> Result<(), DbError> {
+        self.with_write(move |c| {
+            c.execute(
+                "INSERT INTO inngest_apps (url, body, synced_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(url) DO UPDATE SET body = excluded.body, synced_at = excluded.synced_at",
+                rusqlite::params![url, body, at],
+            )
+            .map(|_| ())
+            .map_err(db)
+        })
+        .await
+    }
+
+    pub(super) async fn inngest_apps(&self) -> Result<Vec<(String, String)>, DbError> {
+        self.with_write(move |c| {
+            let mut st = c
+                .prepare("SELECT url, body FROM inngest_apps ORDER BY url")
+                .map_err(db)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db);
+            rows
         })
         .await
     }
