@@ -85,6 +85,13 @@ pub struct ServerSection {
     /// Serve Inngest SDK apps in dev mode: `/fn/register`, `/e/{key}` and `/dev` accept
     /// any caller, like `inngest dev` (env `LEARNFLOW_INNGEST_DEV`).
     pub inngest_dev: bool,
+    /// Serve Inngest SDK apps in cloud mode: calls are signed with this key
+    /// (`signkey-<env>-<hex>`), answers verified, syncs need its bearer token (env
+    /// `LEARNFLOW_INNGEST_SIGNING_KEY`).
+    pub inngest_signing_key: Option<String>,
+    /// Event keys `/e/{key}` accepts, comma-separated in the environment (env
+    /// `LEARNFLOW_INNGEST_EVENT_KEYS`).
+    pub inngest_event_keys: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -98,6 +105,8 @@ impl Default for ServerSection {
             webhook_retries: 8,
             webhook_allow_private: true,
             inngest_dev: false,
+            inngest_signing_key: None,
+            inngest_event_keys: Vec::new(),
         }
     }
 }
@@ -326,6 +335,16 @@ impl Config {
         }
         if let Some(v) = env_parse("LEARNFLOW_INNGEST_DEV")? {
             server.inngest_dev = v;
+        }
+        if let Some(v) = env("LEARNFLOW_INNGEST_SIGNING_KEY") {
+            server.inngest_signing_key = Some(v);
+        }
+        if let Some(v) = env("LEARNFLOW_INNGEST_EVENT_KEYS") {
+            server.inngest_event_keys = v
+                .split(',')
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect();
         }
         let mut engine = from_file.engine.unwrap_or_default();
         if let Some(v) = env_parse("LEARNFLOW_LEASE_TTL_SECS")? {

@@ -37,6 +37,11 @@ impl App {
     /// Starts the app for SDK major `sdk` against `server`, or `None` (loudly) outside
     /// CI when its npm packages are not installed (`scripts/test.sh` installs them).
     fn start(sdk: &str, server: &str, step_log: &Path) -> Option<App> {
+        Self::start_with(sdk, step_log, &[("INNGEST_DEV", server)])
+    }
+
+    /// Starts the app with these SDK environment variables.
+    fn start_with(sdk: &str, step_log: &Path, env: &[(&str, &str)]) -> Option<App> {
         let tsx = app_dir().join("node_modules/.bin/tsx");
         if !tsx.exists() {
             if std::env::var("CI").as_deref() == Ok("true") {
@@ -58,10 +63,12 @@ impl App {
             .current_dir(app_dir())
             .env("SDK_MAJOR", sdk)
             .env("PORT", port.to_string())
-            .env("INNGEST_DEV", server)
             .env("STEP_LOG", step_log)
+            .env_remove("INNGEST_DEV")
             .env_remove("INNGEST_SIGNING_KEY")
             .env_remove("INNGEST_BASE_URL")
+            .env_remove("INNGEST_EVENT_KEY")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -489,4 +496,114 @@ async fn sdk_runs_survive_a_sigkill_of_learnflow() {
     // run again: at most 5 per user at once, 3 users.
     assert!(again <= 15, "{again} steps ran twice");
     drop(app);
+}
+
+const SIGNING_KEY: &str = "signkey-test-8e1b6e1f6c3a4d2b9f0e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928";
+
+/// Cloud mode: LearnFlow signs every request (JCS body + time, HMAC-SHA256) and the
+/// SDK, holding the same signing key, verifies it and signs its answers, which
+/// LearnFlow verifies; syncs need the key's bearer and events an event key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_calls_in_cloud_mode() {
+    let server = Server::start(&[
+        ("LEARNFLOW_INNGEST_SIGNING_KEY", SIGNING_KEY),
+        ("LEARNFLOW_INNGEST_EVENT_KEYS", "ev-key-1"),
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("steps.jsonl");
+    let Some(app) = App::start_with(
+        "4",
+        &log,
+        &[
+            ("INNGEST_SIGNING_KEY", SIGNING_KEY),
+            ("INNGEST_BASE_URL", server.base.as_str()),
+            ("INNGEST_EVENT_KEY", "ev-key-1"),
+        ],
+    ) else {
+        return;
+    };
+    let c = server.client(&server.admin);
+    let synced = c
+        .post_json(
+            "/api/inngest/apps",
+            &json!({ "url": format!("{}/api/inngest", app.url) }),
+        )
+        .await;
+    assert_eq!(synced.status, 200, "{}", synced.text);
+    let http = reqwest::Client::new();
+    // The SDK refuses an unsigned call: only LearnFlow's signed ones get through.
+    let unsigned = http
+        .post(format!(
+            "{}/api/inngest?fnId=conformance-app-seq&stepId=step",
+            app.url
+        ))
+        .json(&json!({ "event": { "name": "test/seq", "data": {} }, "steps": {} }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    // Events need a known key.
+    let wrong = http
+        .post(server.url("/e/not-a-key"))
+        .json(&json!({ "name": "test/seq" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert_eq!(wrong.json::<Value>().await.unwrap()["status"], 401);
+    // Out-of-band registration needs the signing key's bearer.
+    let register = http
+        .post(server.url("/fn/register"))
+        .header("authorization", "Bearer undefined")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status().as_u16(), 401);
+    // The dev-server probe is a dev-mode thing.
+    assert_eq!(
+        http.get(server.url("/dev"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    let r = http
+        .post(server.url("/e/ev-key-1"))
+        .json(&json!([
+            { "name": "test/seq", "data": { "hello": "signed" } },
+            { "name": "test/parallel" },
+            { "name": "test/stepfail" },
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let ids: Vec<String> = r.json::<Value>().await.unwrap()["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let seq = finished(&c, &ids[0]).await;
+    assert_eq!(
+        seq["output"],
+        json!({ "b": "AB", "input": { "hello": "signed" } }),
+        "{seq}"
+    );
+    assert_eq!(finished(&c, &ids[1]).await["output"], json!(3));
+    assert_eq!(
+        finished(&c, &ids[2]).await["output"],
+        json!({ "caught": "Error: kaboom" })
+    );
+    // inngest.send() from the app uses its event key.
+    let sent = http
+        .post(format!("{}/send", app.url))
+        .json(&json!({ "name": "test/seq", "data": { "hello": "node" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status().as_u16(), 200, "{}", sent.text().await.unwrap());
 }

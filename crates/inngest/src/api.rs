@@ -42,9 +42,20 @@ fn error(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
-async fn register(State(gw): State<Arc<Gateway>>, body: axum::body::Bytes) -> Response {
+async fn register(
+    State(gw): State<Arc<Gateway>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     if !gw.enabled() {
         return off();
+    }
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if !gw.may_register(auth) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "a signing key's bearer token is needed".into(),
+        );
     }
     let text = String::from_utf8_lossy(&body);
     match gw.accept(&text, None).await {
@@ -62,11 +73,14 @@ async fn register(State(gw): State<Arc<Gateway>>, body: axum::body::Bytes) -> Re
 
 async fn send_events(
     State(gw): State<Arc<Gateway>>,
-    Path(_key): Path<String>,
+    Path(key): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
     if !gw.enabled() {
         return off();
+    }
+    if !gw.accepts_event_key(&key) {
+        return error(StatusCode::UNAUTHORIZED, "Event key not found".into());
     }
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -121,7 +135,7 @@ async fn send_events(
 }
 
 async fn dev_info(State(gw): State<Arc<Gateway>>) -> Response {
-    if !gw.enabled() {
+    if !gw.dev() {
         return off();
     }
     Json(json!({

@@ -27,6 +27,8 @@ pub struct CallOptions {
     pub http: reqwest::Client,
     /// Longest wait for one call.
     pub timeout: Duration,
+    /// Cloud mode: sign requests, verify answers.
+    pub key: Option<crate::signing::SigningKey>,
 }
 
 /// One answer from the app.
@@ -139,16 +141,21 @@ impl Call<'_> {
                 "stack": { "stack": memo.stack, "current": memo.stack.len() },
             },
         });
-        let resp = self
+        let body = crate::signing::canonical(&body);
+        let now = learnflow_engine::Timestamp::now_utc().millis() / 1000;
+        let mut req = self
             .opts
             .http
             .post(url)
             .timeout(self.opts.timeout)
             .header("content-type", "application/json")
             .header("x-run-id", &self.run_id)
-            .header("x-inngest-step-id", step_id)
-            .header("x-inngest-server-kind", "dev")
-            .body(body.to_string())
+            .header("x-inngest-step-id", step_id);
+        if let Some(k) = &self.opts.key {
+            req = req.header("x-inngest-signature", k.sign(body.as_bytes(), now));
+        }
+        let resp = req
+            .body(body)
             .send()
             .await
             .map_err(|e| Failure::retriable(format!("calling {}: {e}", self.function.url)))?;
@@ -171,6 +178,13 @@ impl Call<'_> {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        if let Some(k) = &self.opts.key {
+            let signed = header("x-inngest-signature").ok_or_else(|| {
+                Failure::retriable(format!("{} answered without a signature", self.function.url))
+            })?;
+            k.verify(&signed, text.as_bytes(), now)
+                .map_err(|e| Failure::retriable(format!("{}'s answer: {e}", self.function.url)))?;
+        }
         Ok(Answer {
             status,
             body: serde_json::from_str(&text).unwrap_or(Value::String(text)),

@@ -18,6 +18,7 @@
 pub mod api;
 pub mod config;
 pub mod exec;
+pub mod signing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +38,11 @@ pub struct GatewayConfig {
     pub dev: bool,
     /// Longest wait for one call to an app.
     pub call_timeout: Duration,
+    /// Cloud mode: requests to apps are signed with this key and their answers
+    /// verified; `/fn/register` needs the key's bearer token. Turns the gateway on.
+    pub signing_key: Option<signing::SigningKey>,
+    /// Keys `/e/{key}` accepts; empty: any key in dev mode, none in cloud mode.
+    pub event_keys: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -44,6 +50,8 @@ impl Default for GatewayConfig {
         GatewayConfig {
             dev: false,
             call_timeout: Duration::from_secs(300),
+            signing_key: None,
+            event_keys: Vec::new(),
         }
     }
 }
@@ -120,6 +128,7 @@ impl Gateway {
         let call = Arc::new(exec::CallOptions {
             http: reqwest::Client::new(),
             timeout: config.call_timeout,
+            key: config.signing_key.clone(),
         });
         Arc::new(Gateway {
             engine,
@@ -130,9 +139,30 @@ impl Gateway {
         })
     }
 
-    /// Whether the gateway answers (dev mode).
+    /// Whether the gateway answers (dev mode, or cloud mode with a signing key).
     pub fn enabled(&self) -> bool {
-        self.config.dev
+        self.config.dev || self.config.signing_key.is_some()
+    }
+
+    /// Whether it runs in dev mode (no signing).
+    pub fn dev(&self) -> bool {
+        self.config.dev && self.config.signing_key.is_none()
+    }
+
+    /// Whether an app's `Authorization` header may register functions.
+    pub fn may_register(&self, authorization: Option<&str>) -> bool {
+        match &self.config.signing_key {
+            None => self.config.dev,
+            Some(k) => authorization.is_some_and(|a| k.bearer_matches(a)),
+        }
+    }
+
+    /// Whether `/e/{key}` takes events under this key.
+    pub fn accepts_event_key(&self, key: &str) -> bool {
+        if self.config.event_keys.is_empty() {
+            return self.dev();
+        }
+        self.config.event_keys.iter().any(|k| k == key)
     }
 
     /// Registers an app's functions (all, or none when any cannot run here).
@@ -237,18 +267,19 @@ impl Gateway {
                 reason,
             }
         };
-        let resp = self
+        let body = signing::canonical(&serde_json::json!({ "url": url }));
+        let mut req = self
             .call
             .http
             .put(url)
             .timeout(Duration::from_secs(30))
             .header("content-type", "application/json")
             .header("x-inngest-sync-kind", "in_band")
-            .header("x-inngest-server-kind", "dev")
-            .body(serde_json::json!({ "url": url }).to_string())
-            .send()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+            .header("x-inngest-server-kind", if self.dev() { "dev" } else { "cloud" });
+        if let Some(k) = &self.config.signing_key {
+            req = req.header("x-inngest-signature", k.sign(body.as_bytes(), now_ms() / 1000));
+        }
+        let resp = req.body(body).send().await.map_err(|e| fail(e.to_string()))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| fail(e.to_string()))?;
         if !status.is_success() {

@@ -89,12 +89,25 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine = Arc::new(engine);
     // Synced Inngest apps are registered before the engine starts, so their runs left
     // over from before a restart are claimed at once.
-    let inngest = if s.inngest_dev {
-        eprintln!("Inngest SDK apps: dev mode (sync with POST /api/inngest/apps, events at /e/{{key}})");
+    let signing_key = s
+        .inngest_signing_key
+        .as_deref()
+        .map(learnflow_inngest::signing::SigningKey::new)
+        .transpose()
+        .map_err(UsageError)?;
+    let inngest = if s.inngest_dev || signing_key.is_some() {
+        let mode = if signing_key.is_some() {
+            "cloud mode (signed)"
+        } else {
+            "dev mode"
+        };
+        eprintln!("Inngest SDK apps: {mode}; sync with POST /api/inngest/apps, events at /e/{{key}}");
         let gw = learnflow_inngest::Gateway::with_saver(
             engine.clone(),
             learnflow_inngest::GatewayConfig {
-                dev: true,
+                dev: s.inngest_dev,
+                signing_key,
+                event_keys: s.inngest_event_keys.clone(),
                 ..Default::default()
             },
             Some(Arc::new(learnflow_server::InngestApps(db.clone()))),
