@@ -39,7 +39,11 @@ const RetryAfterError: typeof v4.RetryAfterError = isV3 ? (v3.RetryAfterError as
 const serve: typeof v4express.serve = isV3 ? (v3express.serve as any) : v4express.serve;
 
 type Ctx = v4.GetFunctionInput<Client>;
-type Opts = { retries?: number; concurrency?: { limit: number; key?: string }[] };
+type Opts = {
+  retries?: number;
+  concurrency?: { limit: number; key?: string }[];
+  onFailure?: (ctx: any) => Promise<unknown>;
+};
 type Trigger = { event: string };
 
 // createFunction with the signature of the chosen major:
@@ -183,9 +187,22 @@ const processDocument = fn(
   },
 );
 
+// Benchmarks (`learnflow bench inngest`): trivial steps, so the figures are the
+// executor's and the protocol's cost per step.
+const benchSeq = fn("bench-seq", { retries: 0 }, { event: "bench/seq" }, async ({ event, step }) => {
+  const n = Number(event.data?.steps ?? 1000);
+  for (let i = 0; i < n; i++) await step.run("s", () => i);
+  return n;
+});
+const benchPar = fn("bench-par", { retries: 0 }, { event: "bench/par" }, async ({ event, step }) => {
+  const n = Number(event.data?.steps ?? 10);
+  for (let i = 0; i < n; i++) await step.run("s", () => i);
+  return n;
+});
+
 const functions = [
   seq, parallel, loop, sleepy, waiter, child, parent,
-  nonRetriable, retryAfter, stepFails, perUser, processDocument,
+  nonRetriable, retryAfter, stepFails, perUser, processDocument, benchSeq, benchPar,
 ];
 
 // ---------------------------------------------------------------------------------------------

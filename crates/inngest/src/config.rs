@@ -105,6 +105,9 @@ pub struct SyncedFunction {
     pub retries: u32,
     /// Event names it is triggered by (for the SDK's own event validation).
     pub events: Vec<String>,
+    /// It has concurrency limits: its steps must only run inside engine steps (which
+    /// hold the slots), never during a discovery call.
+    pub limited: bool,
 }
 
 /// A duration in Inngest's time-string form (`"1m"`, `"2s"`, `"1h30m"`, `"1w"`).
@@ -179,6 +182,7 @@ impl FunctionConfig {
             .name(self.name.clone().unwrap_or_else(|| id.clone()))
             .retries(retries);
         let mut events = Vec::new();
+        let mut limited = false;
         for t in &self.triggers {
             match (&t.event, &t.cron) {
                 (Some(e), _) if e.ends_with('*') => problems.push(format!(
@@ -236,6 +240,7 @@ impl FunctionConfig {
                             }
                         }
                         f = f.concurrency(u32::try_from(limit).unwrap_or(u32::MAX), key);
+                        limited = true;
                     }
                 }
                 "throttle" => {
@@ -305,6 +310,7 @@ impl FunctionConfig {
                 url: step.runtime.url.clone(),
                 retries,
                 events,
+                limited,
             },
             f,
         ))

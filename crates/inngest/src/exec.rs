@@ -45,7 +45,12 @@ struct Answer {
 struct Op {
     op: String,
     id: String,
+    /// The engine step's name: the user's step id (so the engine's `name:n` ids hash
+    /// to the SDK's ids).
     display: String,
+    /// From the answer that carried the op.
+    no_retry: Option<bool>,
+    retry_after: Option<Duration>,
     name: Option<String>,
     opts: Value,
     data: Value,
@@ -57,9 +62,9 @@ fn parse_op(v: &Value) -> Result<Op, Failure> {
         .as_str()
         .ok_or_else(|| Failure::retriable(format!("the app answered an op without a name: {v}")))?;
     let id = v["id"].as_str().unwrap_or_default().to_string();
-    let display = v["displayName"]
+    let display = v["userland"]["id"]
         .as_str()
-        .or_else(|| v["userland"]["id"].as_str())
+        .or_else(|| v["displayName"].as_str())
         .or_else(|| v["name"].as_str())
         .unwrap_or(&id)
         .to_string();
@@ -67,6 +72,8 @@ fn parse_op(v: &Value) -> Result<Op, Failure> {
         op: op.to_string(),
         id,
         display,
+        no_retry: None,
+        retry_after: None,
         name: v["name"].as_str().map(str::to_string),
         opts: v["opts"].clone(),
         data: v["data"].clone(),
@@ -116,7 +123,13 @@ struct Call<'a> {
 
 impl Call<'_> {
     /// Sends one call request for `step_id` (`step` = discovery).
-    async fn send(&self, step_id: &str, memo: &Memo, attempt: u32) -> Result<Answer, Failure> {
+    async fn send(
+        &self,
+        step_id: &str,
+        memo: &Memo,
+        attempt: u32,
+        plan_only: bool,
+    ) -> Result<Answer, Failure> {
         let mut url = reqwest::Url::parse(&self.function.url)
             .map_err(|e| Failure::non_retriable(format!("bad function URL '{}': {e}", self.function.url)))?;
         let pairs: Vec<(String, String)> = url
@@ -136,7 +149,7 @@ impl Call<'_> {
                 "run_id": self.run_id,
                 "attempt": attempt,
                 "max_attempts": self.function.retries + 1,
-                "disable_immediate_execution": true,
+                "disable_immediate_execution": plan_only,
                 "use_api": false,
                 "stack": { "stack": memo.stack, "current": memo.stack.len() },
             },
@@ -254,7 +267,7 @@ pub async fn run(ctx: Ctx, opts: Arc<CallOptions>, function: Arc<SyncedFunction>
             }
         }
         events.insert(0, EventInput::new(FINISHED_EVENT, data));
-        ctx.send_events("inngest-function-ended", events).await?;
+        ctx.send_events(ENDED_STEP, events).await?;
     }
     out
 }
@@ -273,8 +286,20 @@ async fn drive(ctx: &Ctx, opts: &CallOptions, function: &SyncedFunction) -> Resu
         event: sdk_event(&ctx),
     };
     let mut memo = Memo::default();
+    for rec in ctx.adopt_settled() {
+        if let Some(value) = memo_of(&rec) {
+            memo.add(sdk_hash(&rec.step_id), value);
+        }
+    }
+    // The first call of an execution only plans: a step the engine is retrying must not
+    // run inside discovery. Later calls, made when every op so far has settled, let the
+    // app run a lone step at once (one call per step) unless the function has
+    // concurrency limits.
+    let mut plan_only = true;
     loop {
-        let answer = call.send("step", &memo, ctx.attempt()).await?;
+        let answer = call.send("step", &memo, ctx.attempt(), plan_only).await?;
+        // A limited function's steps run only inside engine steps, under its slots.
+        plan_only = function.limited;
         match answer.status {
             200 => return Ok(answer.body),
             206 => {}
@@ -287,11 +312,15 @@ async fn drive(ctx: &Ctx, opts: &CallOptions, function: &SyncedFunction) -> Resu
                 ))
             }
         }
-        let ops = match &answer.body {
+        let mut ops = match &answer.body {
             Value::Array(a) => a.iter().map(parse_op).collect::<Result<Vec<_>, _>>()?,
             Value::Object(_) => vec![parse_op(&answer.body)?],
             other => return Err(Failure::retriable(format!("the app answered 206 with {other}"))),
         };
+        for op in &mut ops {
+            op.no_retry = answer.no_retry;
+            op.retry_after = answer.retry_after;
+        }
         if let Some(done) = ops.iter().find(|o| o.op == "RunComplete") {
             return Ok(done.data.clone());
         }
@@ -329,40 +358,89 @@ async fn drive(ctx: &Ctx, opts: &CallOptions, function: &SyncedFunction) -> Resu
     }
 }
 
+/// Asks the app to run exactly step `op` (attempt `attempt`); its memo value.
+async fn run_one(call: &Call<'_>, memo: &Memo, op: &Op, attempt: u32) -> Result<Value, Failure> {
+    let a = call.send(&op.id, memo, attempt, false).await?;
+    if a.status != 206 {
+        return Err(failure_of("the step failed", &a.body, a.no_retry, a.retry_after));
+    }
+    let ran = match &a.body {
+        Value::Array(v) => v.iter().find(|o| o["id"] == op.id.as_str()).cloned(),
+        Value::Object(_) => Some(a.body.clone()),
+        _ => None,
+    }
+    .ok_or_else(|| Failure::retriable(format!("the app did not run step '{}': {}", op.display, a.body)))?;
+    let ran = parse_op(&ran)?;
+    match ran.op.as_str() {
+        "StepRun" | "Step" => Ok(json!({ "data": ran.data })),
+        "StepError" => Err(failure_of(
+            "the step failed",
+            &ran.error,
+            a.no_retry,
+            a.retry_after,
+        )),
+        "StepFailed" => Err(failure_of("the step failed", &ran.error, Some(true), None)),
+        other => Err(Failure::retriable(format!(
+            "the app answered op {other} when asked to run step '{}'",
+            op.display
+        ))),
+    }
+}
+
+/// The SDK's id of an engine step: the engine numbers repeated names `name:1`,
+/// `name:2`… exactly as the SDK does before hashing.
+fn sdk_hash(step_id: &str) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(step_id.as_bytes()))
+}
+
+/// The memo value of a settled engine step, as the app expects it.
+fn memo_of(rec: &learnflow_engine::StepRecord) -> Option<Value> {
+    use learnflow_engine::{StepKind, StepStatus};
+    if rec.step_id.starts_with(ENDED_STEP) {
+        return None;
+    }
+    let error = || {
+        let e = rec
+            .error
+            .clone()
+            .unwrap_or_else(|| learnflow_engine::ErrorInfo::new("Error", "the step failed"));
+        json!({ "error": { "name": e.name, "message": e.message } })
+    };
+    Some(match (rec.kind, rec.status) {
+        (StepKind::Run, StepStatus::Completed) => rec.output.clone().unwrap_or(Value::Null),
+        (StepKind::Sleep, _) => Value::Null,
+        (StepKind::WaitForEvent, StepStatus::Completed) => match &rec.output {
+            Some(Value::Object(e)) => {
+                let ts = match e.get("ts") {
+                    Some(Value::String(t)) => {
+                        learnflow_engine::Timestamp::parse_rfc3339(t).map_or(0, |t| t.millis())
+                    }
+                    Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+                    _ => 0,
+                };
+                json!({ "name": e.get("name"), "data": e.get("data"), "id": e.get("id"), "ts": ts,
+                        "user": e.get("user").filter(|u| u.is_object()).cloned().unwrap_or(json!({})) })
+            }
+            _ => Value::Null,
+        },
+        (StepKind::Invoke, StepStatus::Completed) => {
+            json!({ "data": rec.output.clone().unwrap_or(Value::Null) })
+        }
+        (_, StepStatus::Failed) => error(),
+        _ => return None,
+    })
+}
+
+/// The engine step that sends `inngest/function.finished`.
+const ENDED_STEP: &str = "inngest-function-ended";
+
 /// Runs one op as a durable step and returns its memo value.
 async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Value, Failure> {
     match op.op.as_str() {
         "StepPlanned" => {
             let result: Result<Value, Failure> = ctx
-                .run_attempt(&op.display, |attempt| async move {
-                    let a = call.send(&op.id, memo, attempt).await?;
-                    if a.status != 206 {
-                        return Err(failure_of("the step failed", &a.body, a.no_retry, a.retry_after));
-                    }
-                    let ran = match &a.body {
-                        Value::Array(v) => v.iter().find(|o| o["id"] == op.id.as_str()).cloned(),
-                        Value::Object(_) => Some(a.body.clone()),
-                        _ => None,
-                    }
-                    .ok_or_else(|| {
-                        Failure::retriable(format!("the app did not run step '{}': {}", op.display, a.body))
-                    })?;
-                    let ran = parse_op(&ran)?;
-                    match ran.op.as_str() {
-                        "StepRun" | "Step" => Ok(json!({ "data": ran.data })),
-                        "StepError" => Err(failure_of(
-                            "the step failed",
-                            &ran.error,
-                            a.no_retry,
-                            a.retry_after,
-                        )),
-                        "StepFailed" => Err(failure_of("the step failed", &ran.error, Some(true), None)),
-                        other => Err(Failure::retriable(format!(
-                            "the app answered op {other} when asked to run step '{}'",
-                            op.display
-                        ))),
-                    }
-                })
+                .run_attempt(&op.display, |attempt| run_one(call, memo, op, attempt))
                 .await;
             match result {
                 Ok(v) => Ok(v),
@@ -370,13 +448,31 @@ async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Val
                 Err(f) => Err(f),
             }
         }
-        "StepRun" | "Step" => {
-            let data = op.data.clone();
-            ctx.run(&op.display, || {
-                let data = data.clone();
-                async move { Ok(json!({ "data": data })) }
-            })
-            .await
+        "StepRun" | "Step" | "StepError" | "StepFailed" => {
+            // The app ran the step during discovery: its first attempt is in the answer;
+            // a retry asks the app for exactly this step.
+            let result: Result<Value, Failure> = ctx
+                .run_attempt(&op.display, |attempt| async move {
+                    if attempt == 0 {
+                        return match op.op.as_str() {
+                            "StepRun" | "Step" => Ok(json!({ "data": op.data })),
+                            "StepFailed" => Err(failure_of("the step failed", &op.error, Some(true), None)),
+                            _ => Err(failure_of(
+                                "the step failed",
+                                &op.error,
+                                op.no_retry,
+                                op.retry_after,
+                            )),
+                        };
+                    }
+                    run_one(call, memo, op, attempt).await
+                })
+                .await;
+            match result {
+                Ok(v) => Ok(v),
+                Err(f) if f.step.is_some() => Ok(error_memo(&f)),
+                Err(f) => Err(f),
+            }
         }
         "Sleep" => {
             let spec = op
@@ -435,12 +531,6 @@ async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Val
                 Err(f) => Err(f),
             }
         }
-        "StepError" | "StepFailed" => Err(failure_of(
-            "a step failed during discovery",
-            &op.error,
-            Some(op.op == "StepFailed"),
-            None,
-        )),
         other => Err(Failure::non_retriable(format!(
             "op '{other}' (step '{}') is not supported by LearnFlow yet",
             op.display

@@ -126,7 +126,11 @@ impl Gateway {
         saver: Option<Arc<dyn AppSaver>>,
     ) -> Arc<Self> {
         let call = Arc::new(exec::CallOptions {
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap_or_default(),
             timeout: config.call_timeout,
             key: config.signing_key.clone(),
         });

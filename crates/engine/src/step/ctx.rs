@@ -353,6 +353,31 @@ impl Ctx {
         self.inner.env.run.attempt
     }
 
+    /// For executors that keep their own memo of a run (such as the Inngest gateway,
+    /// whose app replays its code from the memo it is sent): the run's settled steps,
+    /// in the order they ended, marked as reached so the run may go on to new steps
+    /// without revisiting them. Steps still in progress (a wait, a retry) are left to
+    /// be reached again the usual way.
+    pub fn adopt_settled(&self) -> Vec<StepRecord> {
+        let mut s = self.inner.state.lock();
+        let mut settled: Vec<StepRecord> = s
+            .journal
+            .values()
+            .filter(|r| r.status.is_settled())
+            .cloned()
+            .collect();
+        settled.sort_by(|a, b| {
+            (a.ended_at.unwrap_or(a.started_at), &a.step_id)
+                .cmp(&(b.ended_at.unwrap_or(b.started_at), &b.step_id))
+        });
+        for r in &settled {
+            if s.visited.insert(r.step_id.clone()) {
+                s.visited_recorded += 1;
+            }
+        }
+        settled
+    }
+
     fn env(&self) -> &RunEnv {
         &self.inner.env
     }

@@ -2,6 +2,7 @@
 //! `--json`, exactly one JSON object on the last line of stdout.
 
 mod engine;
+mod inngest;
 mod pipeline;
 mod serve;
 mod ui;
@@ -26,6 +27,9 @@ pub enum BenchCommand {
     Serve(serve::ServeBenchArgs),
     /// The dashboard's runs list with 10,000 runs in the store.
     Ui(ui::UiBenchArgs),
+    /// The engine's workloads written with the npm Inngest SDK, run through LearnFlow,
+    /// beside the same workloads as native functions.
+    Inngest(inngest::InngestBenchArgs),
 }
 
 pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -34,6 +38,7 @@ pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode>
         BenchCommand::Pipeline(args) => pipeline::run(config, args).await,
         BenchCommand::Serve(args) => serve::run(config, args).await,
         BenchCommand::Ui(args) => ui::run(config, args).await,
+        BenchCommand::Inngest(args) => inngest::run(config, args).await,
     }
 }
 
