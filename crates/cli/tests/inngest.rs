@@ -34,6 +34,18 @@ impl Drop for App {
 }
 
 impl App {
+    /// Syncs the app through LearnFlow's admin API; the answer must be 200.
+    async fn sync(&self, c: &Client) -> harness::Answer {
+        let synced = c
+            .post_json(
+                "/api/inngest/apps",
+                &json!({ "url": format!("{}/api/inngest", self.url) }),
+            )
+            .await;
+        assert_eq!(synced.status, 200, "{}", synced.text);
+        synced
+    }
+
     /// Starts the app for SDK major `sdk` against `server`, or `None` (loudly) outside
     /// CI when its npm packages are not installed (`scripts/test.sh` installs them).
     fn start(sdk: &str, server: &str, step_log: &Path) -> Option<App> {
@@ -163,13 +175,7 @@ async fn conformance(sdk: &str) {
 
     // Sync: the app's fourteen functions (and one onFailure handler) become engine
     // functions.
-    let synced = c
-        .post_json(
-            "/api/inngest/apps",
-            &json!({ "url": format!("{}/api/inngest", app.url) }),
-        )
-        .await;
-    assert_eq!(synced.status, 200, "{}", synced.text);
+    let synced = app.sync(&c).await;
     assert_eq!(synced.json["appName"], "conformance-app");
     assert!(
         synced.json["sdk"]
@@ -441,13 +447,7 @@ async fn sdk_runs_survive_a_sigkill_of_learnflow() {
         return;
     };
     let c = server.client(&admin);
-    let synced = c
-        .post_json(
-            "/api/inngest/apps",
-            &json!({ "url": format!("{}/api/inngest", app.url) }),
-        )
-        .await;
-    assert_eq!(synced.status, 200, "{}", synced.text);
+    let synced = app.sync(&c).await;
     let events: Vec<Value> = (0..10)
         .map(|i| {
             json!({ "name": "document.uploaded",
@@ -525,13 +525,7 @@ async fn signed_calls_in_cloud_mode() {
         return;
     };
     let c = server.client(&server.admin);
-    let synced = c
-        .post_json(
-            "/api/inngest/apps",
-            &json!({ "url": format!("{}/api/inngest", app.url) }),
-        )
-        .await;
-    assert_eq!(synced.status, 200, "{}", synced.text);
+    let synced = app.sync(&c).await;
     let http = reqwest::Client::new();
     // The SDK refuses an unsigned call: only LearnFlow's signed ones get through.
     let unsigned = http
