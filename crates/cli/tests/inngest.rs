@@ -447,7 +447,7 @@ async fn sdk_runs_survive_a_sigkill_of_learnflow() {
         return;
     };
     let c = server.client(&admin);
-    let synced = app.sync(&c).await;
+    app.sync(&c).await;
     let events: Vec<Value> = (0..10)
         .map(|i| {
             json!({ "name": "document.uploaded",
@@ -525,7 +525,7 @@ async fn signed_calls_in_cloud_mode() {
         return;
     };
     let c = server.client(&server.admin);
-    let synced = app.sync(&c).await;
+    app.sync(&c).await;
     let http = reqwest::Client::new();
     // The SDK refuses an unsigned call: only LearnFlow's signed ones get through.
     let unsigned = http
