@@ -189,12 +189,12 @@ const processDocument = fn(
 
 // Benchmarks (`learnflow bench inngest`): trivial steps, so the figures are the
 // executor's and the protocol's cost per step.
-const benchSeq = fn("bench-seq", { retries: 0 }, { event: "bench/seq" }, async ({ event, step }) => {
+const benchSeq = fn("bench-seq", {}, { event: "bench/seq" }, async ({ event, step }) => {
   const n = Number(event.data?.steps ?? 1000);
   for (let i = 0; i < n; i++) await step.run("s", () => i);
   return n;
 });
-const benchPar = fn("bench-par", { retries: 0 }, { event: "bench/par" }, async ({ event, step }) => {
+const benchPar = fn("bench-par", {}, { event: "bench/par" }, async ({ event, step }) => {
   const n = Number(event.data?.steps ?? 10);
   for (let i = 0; i < n; i++) await step.run("s", () => i);
   return n;

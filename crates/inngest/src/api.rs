@@ -20,6 +20,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/fn/register", post(register))
         .route("/e/{key}", post(send_events))
         .route("/dev", get(dev_info))
+        .route("/v1/checkpoint/{run_id}/async", post(checkpoint))
         .with_state(gateway)
 }
 
@@ -144,4 +145,37 @@ async fn dev_info(State(gw): State<Arc<Gateway>>) -> Response {
         "functions": gw.apps().iter().flat_map(|a| a.functions.clone()).collect::<Vec<_>>(),
     }))
     .into_response()
+}
+
+/// v4 checkpointing: steps an app ran inside a call, recorded by the run's executor
+/// before this answers 200. 503 when no call of that run is in flight here (the SDK
+/// then returns the steps in its answer).
+async fn checkpoint(
+    State(gw): State<Arc<Gateway>>,
+    Path(run_id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !gw.enabled() {
+        return off();
+    }
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if !gw.may_register(auth) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "a signing key's bearer token is needed".into(),
+        );
+    }
+    let steps = match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => v["steps"].as_array().cloned().unwrap_or_default(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed checkpoint: {e}")),
+    };
+    if gw.checkpoints().deliver(&run_id, steps).await {
+        Json(json!({})).into_response()
+    } else {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no call of run {run_id} is in flight here"),
+        )
+    }
 }

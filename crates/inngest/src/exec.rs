@@ -29,6 +29,93 @@ pub struct CallOptions {
     pub timeout: Duration,
     /// Cloud mode: sign requests, verify answers.
     pub key: Option<crate::signing::SigningKey>,
+    /// Calls in flight that accept checkpoints.
+    pub checkpoints: Arc<Checkpoints>,
+}
+
+/// Steps an app ran in a call and pushed to `/v1/checkpoint/{run}/async` (v4
+/// checkpointing), handed to the run's executor, which records them before the app
+/// goes on.
+#[derive(Default)]
+pub struct Checkpoints {
+    open:
+        parking_lot::Mutex<std::collections::HashMap<String, tokio::sync::mpsc::UnboundedSender<Checkpoint>>>,
+}
+
+struct Checkpoint {
+    steps: Vec<Value>,
+    ack: tokio::sync::oneshot::Sender<bool>,
+}
+
+struct CheckpointGuard {
+    checkpoints: Arc<Checkpoints>,
+    run: String,
+}
+
+impl Drop for CheckpointGuard {
+    fn drop(&mut self) {
+        self.checkpoints.open.lock().remove(&self.run);
+    }
+}
+
+impl std::fmt::Debug for Checkpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoints")
+            .field("open", &self.open.lock().len())
+            .finish()
+    }
+}
+
+impl Checkpoints {
+    fn open(
+        self: &Arc<Self>,
+        run: &str,
+    ) -> (tokio::sync::mpsc::UnboundedReceiver<Checkpoint>, CheckpointGuard) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.open.lock().insert(run.to_string(), tx);
+        (
+            rx,
+            CheckpointGuard {
+                checkpoints: self.clone(),
+                run: run.to_string(),
+            },
+        )
+    }
+
+    /// Hands steps to run `run`'s executor; true once they are recorded. False when
+    /// no call of that run is in flight on this node (the app then returns the steps
+    /// in its answer instead).
+    pub async fn deliver(&self, run: &str, steps: Vec<Value>) -> bool {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        let sent = self
+            .open
+            .lock()
+            .get(run)
+            .is_some_and(|tx| tx.send(Checkpoint { steps, ack }).is_ok());
+        sent && matches!(
+            tokio::time::timeout(Duration::from_secs(60), done).await,
+            Ok(Ok(true))
+        )
+    }
+}
+
+/// Records steps the app checkpointed, in order, as durable steps.
+async fn record_checkpoint(ctx: &Ctx, memo: &mut Memo, steps: &[Value]) -> Result<(), Failure> {
+    for v in steps {
+        let op = parse_op(v)?;
+        if op.op != "StepRun" || memo.steps.contains_key(&op.id) {
+            continue;
+        }
+        let data = op.data.clone();
+        let value: Value = ctx
+            .run_attempt(&op.display, |_| {
+                let data = data.clone();
+                async move { Ok(json!({ "data": data })) }
+            })
+            .await?;
+        memo.add(op.id.clone(), value);
+    }
+    Ok(())
 }
 
 /// One answer from the app.
@@ -130,18 +217,14 @@ impl Call<'_> {
         attempt: u32,
         plan_only: bool,
     ) -> Result<Answer, Failure> {
-        let mut url = reqwest::Url::parse(&self.function.url)
-            .map_err(|e| Failure::non_retriable(format!("bad function URL '{}': {e}", self.function.url)))?;
-        let pairs: Vec<(String, String)> = url
-            .query_pairs()
-            .filter(|(k, _)| k != "stepId")
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        url.query_pairs_mut()
-            .clear()
-            .extend_pairs(pairs)
-            .append_pair("stepId", step_id);
-        let body = json!({
+        let body = self.body(memo, attempt, plan_only, false);
+        self.post(step_id, body).await
+    }
+
+    /// A call request's canonical body. With `checkpoint`, the app may run several
+    /// steps in this one call and push each to `/v1/checkpoint/{run}/async`.
+    fn body(&self, memo: &Memo, attempt: u32, plan_only: bool, checkpoint: bool) -> String {
+        let mut body = json!({
             "event": self.event,
             "events": [self.event],
             "steps": memo.steps,
@@ -154,7 +237,26 @@ impl Call<'_> {
                 "stack": { "stack": memo.stack, "current": memo.stack.len() },
             },
         });
-        let body = crate::signing::canonical(&body);
+        if checkpoint {
+            body["ctx"]["fn_id"] = json!(self.function.id);
+            body["ctx"]["qi_id"] = json!(self.run_id);
+        }
+        crate::signing::canonical(&body)
+    }
+
+    /// Posts a call request for `step_id` (`step` = discovery).
+    async fn post(&self, step_id: &str, body: String) -> Result<Answer, Failure> {
+        let mut url = reqwest::Url::parse(&self.function.url)
+            .map_err(|e| Failure::non_retriable(format!("bad function URL '{}': {e}", self.function.url)))?;
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "stepId")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(pairs)
+            .append_pair("stepId", step_id);
         let now = learnflow_engine::Timestamp::now_utc().millis() / 1000;
         let mut req = self
             .opts
@@ -297,7 +399,26 @@ async fn drive(ctx: &Ctx, opts: &CallOptions, function: &SyncedFunction) -> Resu
     // concurrency limits.
     let mut plan_only = true;
     loop {
-        let answer = call.send("step", &memo, ctx.attempt(), plan_only).await?;
+        let answer = if plan_only || function.limited {
+            call.send("step", &memo, ctx.attempt(), plan_only).await?
+        } else {
+            // Checkpointing: the app may run many steps in this call, pushing each to
+            // /v1/checkpoint, where it is recorded before the app goes on.
+            let body = call.body(&memo, ctx.attempt(), false, true);
+            let (mut pushed, _open) = opts.checkpoints.open(&call.run_id);
+            let post = call.post("step", body);
+            tokio::pin!(post);
+            loop {
+                tokio::select! {
+                    a = &mut post => break a?,
+                    Some(cp) = pushed.recv() => {
+                        let recorded = record_checkpoint(&ctx, &mut memo, &cp.steps).await;
+                        let _ = cp.ack.send(recorded.is_ok());
+                        recorded?;
+                    }
+                }
+            }
+        };
         // A limited function's steps run only inside engine steps, under its slots.
         plan_only = function.limited;
         match answer.status {

@@ -133,6 +133,7 @@ impl Gateway {
                 .unwrap_or_default(),
             timeout: config.call_timeout,
             key: config.signing_key.clone(),
+            checkpoints: Arc::new(exec::Checkpoints::default()),
         });
         Arc::new(Gateway {
             engine,
@@ -301,6 +302,11 @@ impl Gateway {
     /// The synced apps.
     pub fn apps(&self) -> Vec<AppInfo> {
         self.apps.read().values().cloned().collect()
+    }
+
+    /// Calls in flight that accept checkpoints.
+    pub fn checkpoints(&self) -> &exec::Checkpoints {
+        &self.call.checkpoints
     }
 
     /// The engine.

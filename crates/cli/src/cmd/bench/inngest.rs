@@ -49,7 +49,7 @@ impl Drop for AppProcess {
     }
 }
 
-fn start_app(args: &InngestBenchArgs) -> anyhow::Result<(AppProcess, String)> {
+fn start_app(args: &InngestBenchArgs, learnflow: &str) -> anyhow::Result<(AppProcess, String)> {
     let tsx = args.app_dir.join("node_modules/.bin/tsx");
     if !tsx.exists() {
         return Err(UsageError(format!(
@@ -66,7 +66,7 @@ fn start_app(args: &InngestBenchArgs) -> anyhow::Result<(AppProcess, String)> {
         .current_dir(&args.app_dir)
         .env("SDK_MAJOR", &args.sdk)
         .env("PORT", port.to_string())
-        .env("INNGEST_DEV", "http://127.0.0.1:9")
+        .env("INNGEST_DEV", learnflow)
         .env_remove("STEP_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -172,7 +172,6 @@ pub async fn run(config: &Config, args: InngestBenchArgs) -> anyhow::Result<Exit
     let engine = Arc::new(Engine::builder(store).build());
     engine.register(native("native-seq", "native/seq"))?;
     engine.register(native("native-par", "native/par"))?;
-    let (_app, url) = start_app(&args)?;
     let gateway = learnflow_inngest::Gateway::new(
         engine.clone(),
         learnflow_inngest::GatewayConfig {
@@ -180,6 +179,14 @@ pub async fn run(config: &Config, args: InngestBenchArgs) -> anyhow::Result<Exit
             ..Default::default()
         },
     );
+    // The SDK-facing routes (the app pushes v4 checkpoints to them).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let router = learnflow_inngest::api::router(gateway.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let (_app, url) = start_app(&args, &base)?;
     gateway.sync(&url).await.context("syncing the conformance app")?;
     engine.start().await?;
     eprintln!(
