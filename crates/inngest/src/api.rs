@@ -43,20 +43,28 @@ fn error(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
+/// Calls an app makes to the API (register, checkpoint): the gateway must be on and,
+/// in cloud mode, the caller must hold the signing key's bearer token.
+fn refuse_app_caller(gw: &Gateway, headers: &axum::http::HeaderMap) -> Option<Response> {
+    if !gw.enabled() {
+        return Some(off());
+    }
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    (!gw.may_register(auth)).then(|| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "a signing key's bearer token is needed".into(),
+        )
+    })
+}
+
 async fn register(
     State(gw): State<Arc<Gateway>>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !gw.enabled() {
-        return off();
-    }
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if !gw.may_register(auth) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "a signing key's bearer token is needed".into(),
-        );
+    if let Some(refused) = refuse_app_caller(&gw, &headers) {
+        return refused;
     }
     let text = String::from_utf8_lossy(&body);
     match gw.accept(&text, None).await {
@@ -156,15 +164,8 @@ async fn checkpoint(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !gw.enabled() {
-        return off();
-    }
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if !gw.may_register(auth) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "a signing key's bearer token is needed".into(),
-        );
+    if let Some(refused) = refuse_app_caller(&gw, &headers) {
+        return refused;
     }
     let steps = match serde_json::from_slice::<Value>(&body) {
         Ok(v) => v["steps"].as_array().cloned().unwrap_or_default(),

@@ -103,21 +103,7 @@ pub(crate) fn settle_parent(
     if step.status != StepStatus::Invoking {
         return Ok(None);
     }
-    match outcome {
-        RunOutcome::Completed(v) => {
-            step.status = StepStatus::Completed;
-            step.output = Some(v.clone());
-        }
-        RunOutcome::Failed(e) => {
-            step.status = StepStatus::Failed;
-            step.error = Some(ErrorInfo {
-                name: e.name.clone(),
-                message: format!("invoked run {child} failed: {}", e.message),
-                step: e.step.clone(),
-            });
-        }
-    }
-    step.ended_at = Some(now);
+    outcome.settle_invoke_step(&mut step, child, now);
     upsert_step(tx, parent.seq, &step)?;
     let queued = matches!(parent.status, RunStatus::Sleeping | RunStatus::Waiting);
     if queued {

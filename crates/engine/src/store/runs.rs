@@ -65,6 +65,28 @@ pub enum RunOutcome {
     Failed(ErrorInfo),
 }
 
+impl RunOutcome {
+    /// Settles the parent's invoke step with this outcome of its child run `child`
+    /// (the same in every store).
+    pub fn settle_invoke_step(&self, step: &mut StepRecord, child: &RunId, now: crate::time::Timestamp) {
+        match self {
+            RunOutcome::Completed(v) => {
+                step.status = crate::step::StepStatus::Completed;
+                step.output = Some(v.clone());
+            }
+            RunOutcome::Failed(e) => {
+                step.status = crate::step::StepStatus::Failed;
+                step.error = Some(ErrorInfo {
+                    name: e.name.clone(),
+                    message: format!("invoked run {child} failed: {}", e.message),
+                    step: e.step.clone(),
+                });
+            }
+        }
+        step.ended_at = Some(now);
+    }
+}
+
 /// A parent run whose invoke step was settled by its child ending.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParentWake {
