@@ -200,9 +200,28 @@ const benchPar = fn("bench-par", {}, { event: "bench/par" }, async ({ event, ste
   return n;
 });
 
+// step.fetch and step.ai.infer: the executor makes the HTTP request (Gateway and AIGateway ops)
+// and the function gets the answer.
+const fetcher = fn("fetcher", { retries: 0 }, { event: "test/fetch" }, async ({ event, step }) => {
+  const res = await (step as any).fetch(String(event.data.url), {
+    method: "POST",
+    headers: { "x-from": "step.fetch" },
+    body: "ping",
+  });
+  return { status: res.status, body: await res.text() };
+});
+const inferer = fn("inferer", { retries: 0 }, { event: "test/infer" }, async ({ event, step }) => {
+  const out: any = await (step as any).ai.infer("ask", {
+    model: (step as any).ai.models.openai({ model: "tiny", baseUrl: String(event.data.baseUrl), apiKey: "sk-test" }),
+    body: { messages: [{ role: "user", content: "say hi" }] },
+  });
+  return out.choices[0].message.content;
+});
+
 const functions = [
   seq, parallel, loop, sleepy, waiter, child, parent,
   nonRetriable, retryAfter, stepFails, perUser, processDocument, benchSeq, benchPar,
+  fetcher, inferer,
 ];
 
 // ---------------------------------------------------------------------------------------------

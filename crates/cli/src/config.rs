@@ -92,6 +92,10 @@ pub struct ServerSection {
     /// Event keys `/e/{key}` accepts, comma-separated in the environment (env
     /// `LEARNFLOW_INNGEST_EVENT_KEYS`).
     pub inngest_event_keys: Vec<String>,
+    /// Every this many seconds, synced Inngest apps are re-read from the database (syncs
+    /// made through other nodes) and asked whether they still answer (env
+    /// `LEARNFLOW_INNGEST_CHECK_SECS`).
+    pub inngest_check_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -107,6 +111,7 @@ impl Default for ServerSection {
             inngest_dev: false,
             inngest_signing_key: None,
             inngest_event_keys: Vec::new(),
+            inngest_check_secs: 10,
         }
     }
 }
@@ -345,6 +350,9 @@ impl Config {
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty())
                 .collect();
+        }
+        if let Some(v) = env_parse("LEARNFLOW_INNGEST_CHECK_SECS")? {
+            server.inngest_check_secs = v;
         }
         let mut engine = from_file.engine.unwrap_or_default();
         if let Some(v) = env_parse("LEARNFLOW_LEASE_TTL_SECS")? {

@@ -159,6 +159,51 @@ fn step_names(detail: &Value) -> Vec<String> {
         .collect()
 }
 
+/// What the fake model / fetch target saw: `(path, authorization, x-from, body)`.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String, String)>>>;
+
+/// An HTTP fake of a hosted OpenAI-compatible model (which cannot run here), and a
+/// plain endpoint for `step.fetch`; LearnFlow's real client code calls both.
+async fn fake_model() -> (String, Seen) {
+    let seen: Seen = Default::default();
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: String| {
+            let log = log.clone();
+            async move {
+                let header = |n: &str| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                log.lock().unwrap().push((
+                    uri.path().to_string(),
+                    header("authorization"),
+                    header("x-from"),
+                    body.clone(),
+                ));
+                if uri.path().ends_with("/chat/completions") {
+                    axum::Json(json!({
+                        "id": "cmpl-1", "object": "chat.completion",
+                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": "hi from the model" } }],
+                    }))
+                    .into_response()
+                } else {
+                    (axum::http::StatusCode::CREATED, format!("pong:{body}")).into_response()
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+use axum::response::IntoResponse;
+
 fn millis(rfc3339: &Value) -> i64 {
     let s = rfc3339.as_str().unwrap();
     learnflow_engine::Timestamp::parse_rfc3339(s).unwrap().millis()
@@ -173,7 +218,7 @@ async fn conformance(sdk: &str) {
     };
     let c = server.client(&server.admin);
 
-    // Sync: the app's fourteen functions (and one onFailure handler) become engine
+    // Sync: the app's sixteen functions (and one onFailure handler) become engine
     // functions.
     let synced = app.sync(&c).await;
     assert_eq!(synced.json["appName"], "conformance-app");
@@ -187,7 +232,7 @@ async fn conformance(sdk: &str) {
     );
     assert_eq!(
         synced.json["functions"].as_array().unwrap().len(),
-        15,
+        17,
         "{}",
         synced.text
     );
@@ -420,6 +465,127 @@ async fn conformance(sdk: &str) {
         json!({ "hello": "node" }),
         "{from_node}"
     );
+
+    // step.fetch and step.ai.infer: LearnFlow makes the request as a durable step.
+    let (fake, seen) = fake_model().await;
+    let ids = send(
+        &server,
+        json!([
+            { "name": "test/fetch", "data": { "url": format!("{fake}/echo") } },
+            { "name": "test/infer", "data": { "baseUrl": format!("{fake}/v1") } },
+        ]),
+    )
+    .await;
+    let fetched = finished(&c, &ids[0]).await;
+    assert_eq!(
+        fetched["output"],
+        json!({ "status": 201, "body": "pong:ping" }),
+        "{fetched}"
+    );
+    let inferred = finished(&c, &ids[1]).await;
+    assert_eq!(inferred["output"], json!("hi from the model"), "{inferred}");
+    assert_eq!(step_names(&detail(&c, &inferred).await), ["ask"]);
+    let seen = seen.lock().unwrap().clone();
+    let echo = seen.iter().find(|s| s.0 == "/echo").expect("step.fetch called");
+    assert_eq!((echo.2.as_str(), echo.3.as_str()), ("step.fetch", "ping"));
+    let model = seen
+        .iter()
+        .find(|s| s.0 == "/v1/chat/completions")
+        .expect("step.ai.infer called the model");
+    assert_eq!(model.1, "Bearer sk-test");
+    let body: Value = serde_json::from_str(&model.3).unwrap();
+    assert_eq!(body["model"], "tiny", "{body}");
+    assert_eq!(body["messages"][0]["content"], "say hi", "{body}");
+    assert_eq!(seen.len(), 2, "each outbound request made once: {seen:?}");
+
+    if sdk == "4" {
+        resync_and_event_validation(&server, &c, &app).await;
+    }
+}
+
+/// v4 checks that the event it is called with triggers the function (§2.5 of the
+/// protocol notes): by hand, a wrong event is a 400 that must not be retried. Through
+/// LearnFlow: after a re-sync that changed a trigger and dropped the other functions,
+/// the dropped ones are gone from the engine and a run the app refuses fails at once.
+async fn resync_and_event_validation(server: &Server, c: &Client, app: &App) {
+    let http = reqwest::Client::new();
+    let call = |fn_id: &str| {
+        format!(
+            "{}/api/inngest?fnId=conformance-app-{fn_id}&stepId=step",
+            app.url
+        )
+    };
+    let wrong = http
+        .post(call("sleepy"))
+        .json(&json!({
+            "event": { "name": "test/seq", "data": {} }, "events": [{ "name": "test/seq", "data": {} }],
+            "steps": {}, "ctx": { "run_id": "r1", "attempt": 0, "stack": { "stack": [], "current": 0 } },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 400);
+    assert_eq!(
+        wrong.headers()["x-inngest-no-retry"], "true",
+        "{:?}",
+        wrong.headers()
+    );
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["name"], "EventValidationError", "{body}");
+
+    // An app may not take over a LearnFlow function's id.
+    let register = |functions: Value| {
+        json!({
+            "url": format!("{}/api/inngest", app.url), "appName": "conformance-app",
+            "framework": "express", "sdk": "js:v4.24.0", "deployType": "ping", "v": "0.1",
+            "functions": functions,
+        })
+    };
+    let step = |fn_id: &str, retries: u32| {
+        json!({ "step": { "id": "step", "name": "step",
+            "runtime": { "type": "http", "url": call(fn_id) }, "retries": { "attempts": retries } } })
+    };
+    let clash = http
+        .post(server.url("/fn/register"))
+        .json(&register(json!([
+            { "id": "process-document", "name": "x", "triggers": [{ "event": "x/y" }],
+              "steps": step("sleepy", 2) },
+        ])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clash.status().as_u16(), 400);
+    let text = clash.text().await.unwrap();
+    assert!(text.contains("taken by a LearnFlow function"), "{text}");
+    assert!(c.get("/api/functions").await.text.contains("conformance-app-seq"));
+
+    // Re-sync: only `sleepy`, now triggered by `test/other`.
+    let resync = http
+        .post(server.url("/fn/register"))
+        .json(&register(json!([
+            { "id": "conformance-app-sleepy", "name": "sleepy", "triggers": [{ "event": "test/other" }],
+              "steps": step("sleepy", 2) },
+        ])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resync.status().as_u16(), 200, "{}", resync.text().await.unwrap());
+    let functions = c.get("/api/functions").await.text;
+    assert!(!functions.contains("conformance-app-seq"), "{functions}");
+    assert!(functions.contains("conformance-app-sleepy"), "{functions}");
+    assert!(functions.contains("\"process-document\""), "{functions}");
+    let apps = c.get("/api/inngest/apps").await;
+    assert_eq!(apps.json["apps"][0]["functions"], json!(["conformance-app-sleepy"]), "{}", apps.text);
+    let ids = send(server, json!({ "name": "test/other" })).await;
+    let refused = finished(c, &ids[0]).await;
+    assert_eq!(refused["status"], "failed", "{refused}");
+    assert_eq!(refused["error"]["name"], "EventValidationError", "{refused}");
+    assert_eq!(refused["attempt"], 0, "no retry of a refused event: {refused}");
+    // A dropped function no longer starts.
+    let ids = send(server, json!({ "name": "test/seq" })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs = c.get(&format!("/api/runs?event={}", ids[0])).await;
+    assert_eq!(runs.json["runs"], json!([]), "{}", runs.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,4 +768,83 @@ async fn signed_calls_in_cloud_mode() {
         .await
         .unwrap();
     assert_eq!(sent.status().as_u16(), 200, "{}", sent.text().await.unwrap());
+}
+
+/// Two nodes on one PostgreSQL database: an app synced through node A reaches node B
+/// (which then starts its runs from events it receives), a re-sync that drops functions
+/// drops them on B too, and an app that stops answering is shown as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_reach_every_node() {
+    let Some(db) = learnflow_store_postgres::testing::TestDb::new() else {
+        return;
+    };
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("LEARNFLOW_INNGEST_DEV", "true"),
+        ("LEARNFLOW_INNGEST_CHECK_SECS", "1"),
+        ("LEARNFLOW_LEASE_TTL_SECS", "3"),
+        ("LEARNFLOW_POLL_MS", "100"),
+    ];
+    let a = Server::start(&env);
+    let b = Server::start(&env);
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut app) = App::start("4", &a.base, &tmp.path().join("steps.jsonl")) else {
+        return;
+    };
+    let (ca, cb) = (a.client(&a.admin), b.client(&a.admin));
+    app.sync(&ca).await;
+    eventually("node B to register the synced functions", async || {
+        cb.get("/api/functions")
+            .await
+            .text
+            .contains("conformance-app-seq")
+            .then_some(())
+    })
+    .await;
+    // An event sent to node B starts the SDK function there.
+    let r = reqwest::Client::new()
+        .post(b.url("/e/k"))
+        .json(&json!({ "name": "test/seq", "data": { "hello": "b" } }))
+        .send()
+        .await
+        .unwrap();
+    let id = r.json::<Value>().await.unwrap()["ids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = finished(&cb, &id).await;
+    assert_eq!(run["output"]["input"], json!({ "hello": "b" }), "{run}");
+
+    // A re-sync through A that keeps only `seq` drops the others on B.
+    let call = format!("{}/api/inngest?fnId=conformance-app-seq&stepId=step", app.url);
+    let resync = reqwest::Client::new()
+        .post(a.url("/fn/register"))
+        .json(&json!({
+            "url": format!("{}/api/inngest", app.url), "appName": "conformance-app",
+            "sdk": "js:v4.24.0", "functions": [{
+                "id": "conformance-app-seq", "name": "seq", "triggers": [{ "event": "test/seq" }],
+                "steps": { "step": { "id": "step", "name": "step",
+                    "runtime": { "type": "http", "url": call } } } }],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resync.status().as_u16(), 200);
+    eventually("node B to drop the functions the app no longer serves", async || {
+        let f = cb.get("/api/functions").await.text;
+        (!f.contains("conformance-app-parallel") && f.contains("conformance-app-seq")).then_some(())
+    })
+    .await;
+
+    // The app goes away: both nodes say so.
+    let _ = app.child.kill();
+    let _ = app.child.wait();
+    for c in [&ca, &cb] {
+        let apps = eventually("the app to be shown as not answering", async || {
+            let apps = c.get("/api/inngest/apps").await;
+            apps.json["apps"][0]["unreachable"].is_string().then_some(apps)
+        })
+        .await;
+        assert!(apps.json["apps"][0]["lastSeenAt"].is_i64(), "{}", apps.text);
+    }
 }

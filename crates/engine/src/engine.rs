@@ -675,6 +675,28 @@ impl Engine {
         Ok(())
     }
 
+    /// Registers several functions, all or none: every definition is checked before
+    /// any is registered.
+    pub fn register_all(&self, defs: Vec<FunctionDef>) -> Result<(), EngineError> {
+        let compiled = defs
+            .into_iter()
+            .map(CompiledFunction::compile)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut registry = self.core.registry.write();
+        for c in compiled {
+            registry.insert(c.config.id.clone(), Arc::new(c));
+        }
+        drop(registry);
+        self.core.wake_dispatcher();
+        Ok(())
+    }
+
+    /// Removes a function: new events no longer start it, and runs of it claimed from
+    /// now on fail as `UnknownFunction`. Returns whether it was registered.
+    pub fn unregister(&self, id: &str) -> bool {
+        self.core.registry.write().remove(id).is_some()
+    }
+
     /// The registered functions with their current concurrency use.
     pub fn functions(&self) -> Vec<FunctionInfo> {
         let usage = self.core.limiter.usage();

@@ -393,11 +393,11 @@ async fn drive(ctx: &Ctx, opts: &CallOptions, function: &SyncedFunction) -> Resu
             memo.add(sdk_hash(&rec.step_id), value);
         }
     }
-    // The first call of an execution only plans: a step the engine is retrying must not
-    // run inside discovery. Later calls, made when every op so far has settled, let the
-    // app run a lone step at once (one call per step) unless the function has
-    // concurrency limits.
-    let mut plan_only = true;
+    // While a step is pending (a retry waiting for its time, a sleep, a wait) the first
+    // call only plans: a step the engine is retrying must not run inside discovery.
+    // Otherwise (a fresh run, or every op so far settled) the app may run steps at once,
+    // checkpointing each, unless the function has concurrency limits.
+    let mut plan_only = function.limited || ctx.has_unsettled_steps();
     loop {
         let answer = if plan_only || function.limited {
             call.send("step", &memo, ctx.attempt(), plan_only).await?
@@ -506,6 +506,104 @@ async fn run_one(call: &Call<'_>, memo: &Memo, op: &Op, attempt: u32) -> Result<
             op.display
         ))),
     }
+}
+
+/// Performs the HTTP request of an `AIGateway` (`step.ai.infer`) or `Gateway`
+/// (`step.fetch`) op; its memo value.
+///
+/// `step.ai.infer` posts `opts.body` as JSON to `opts.url` with the provider's key
+/// (`opts.auth_key`) where its `format` expects it, and answers the provider's JSON;
+/// an error status fails the step (retried on 429 and 5xx). `step.fetch` answers
+/// `{url, headers, body, status_code}` whatever the status, as `fetch` does.
+async fn outbound(opts: &CallOptions, op: &Op) -> Result<Value, Failure> {
+    let o = &op.opts;
+    let url = o["url"]
+        .as_str()
+        .ok_or_else(|| Failure::non_retriable(format!("step '{}': no url to call", op.display)))?;
+    let url = reqwest::Url::parse(url)
+        .map_err(|e| Failure::non_retriable(format!("step '{}': bad url '{url}': {e}", op.display)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Failure::non_retriable(format!(
+            "step '{}': only http and https URLs can be called",
+            op.display
+        )));
+    }
+    let ai = op.op == "AIGateway";
+    let method = if ai {
+        reqwest::Method::POST
+    } else {
+        let m = o["method"].as_str().unwrap_or("GET");
+        reqwest::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+            .map_err(|_| Failure::non_retriable(format!("step '{}': bad method '{m}'", op.display)))?
+    };
+    let mut req = opts.http.request(method, url.clone()).timeout(opts.timeout);
+    if let Some(headers) = o["headers"].as_object() {
+        for (k, v) in headers {
+            if let Some(v) = v.as_str() {
+                req = req.header(k.as_str(), v);
+            }
+        }
+    }
+    if ai {
+        let key = o["auth_key"].as_str().unwrap_or_default();
+        let has = |name: &str| {
+            o["headers"]
+                .as_object()
+                .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(name)))
+        };
+        req = match o["format"].as_str().unwrap_or("openai-chat") {
+            "anthropic" => {
+                let req = req.header("x-api-key", key);
+                if has("anthropic-version") {
+                    req
+                } else {
+                    req.header("anthropic-version", "2023-06-01")
+                }
+            }
+            "gemini" => req.header("x-goog-api-key", key),
+            _ if key.is_empty() => req,
+            _ => req.bearer_auth(key),
+        };
+        req = req.json(&o["body"]);
+    } else if let Some(body) = o["body"].as_str() {
+        req = req.body(body.to_string());
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| Failure::retriable(format!("step '{}': calling {url}: {e}", op.display)))?;
+    let status = resp.status();
+    let headers: Map<String, Value> = resp
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.to_string()))))
+        .collect();
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| Failure::retriable(format!("step '{}': reading {url}: {e}", op.display)))?;
+    if !ai {
+        return Ok(json!({ "data": {
+            "url": url.as_str(), "headers": headers, "body": text, "status_code": status.as_u16(),
+        } }));
+    }
+    if !status.is_success() {
+        let message = format!(
+            "step '{}': the model answered {status}: {}",
+            op.display,
+            text.chars().take(500).collect::<String>()
+        );
+        return Err(if status.as_u16() == 429 || status.is_server_error() {
+            Failure::retriable(message)
+        } else {
+            Failure::non_retriable(message)
+        }
+        .named("AIGatewayError"));
+    }
+    let answer: Value = serde_json::from_str(&text).map_err(|e| {
+        Failure::retriable(format!("step '{}': the model's answer is not JSON: {e}", op.display))
+    })?;
+    Ok(json!({ "data": answer }))
 }
 
 /// The SDK's id of an engine step: the engine numbers repeated names `name:1`,
@@ -648,6 +746,18 @@ async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Val
                 .map_err(|e| Failure::non_retriable(format!("invoke: {e}")))?;
             match ctx.invoke::<Value>(&op.display, function_id, data, timeout).await {
                 Ok(v) => Ok(json!({ "data": v })),
+                Err(f) if f.step.is_some() => Ok(error_memo(&f)),
+                Err(f) => Err(f),
+            }
+        }
+        "AIGateway" | "Gateway" => {
+            // `step.ai.infer` / `step.fetch`: LearnFlow makes the request, durably; the
+            // app gets the answer as the step's result.
+            let result: Result<Value, Failure> = ctx
+                .run_attempt(&op.display, |_| outbound(call.opts, op))
+                .await;
+            match result {
+                Ok(v) => Ok(v),
                 Err(f) if f.step.is_some() => Ok(error_memo(&f)),
                 Err(f) => Err(f),
             }

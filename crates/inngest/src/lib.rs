@@ -72,6 +72,10 @@ pub struct AppInfo {
     pub synced_at: i64,
     /// Why the last sync failed, if it did.
     pub error: Option<String>,
+    /// Last time the app answered a sync or a health check (ms since the epoch).
+    pub last_seen_at: Option<i64>,
+    /// Why the last health check failed, while the app does not answer.
+    pub unreachable: Option<String>,
 }
 
 /// Why a sync failed.
@@ -90,14 +94,15 @@ pub enum SyncError {
     Unsupported(Vec<String>),
 }
 
+/// A boxed future, as [`AppStore`] returns them.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
 /// Where synced apps are kept, so a restarted node (or another node) knows them.
-pub trait AppSaver: Send + Sync {
-    /// Keeps the register body of the app at `url`.
-    fn save(
-        &self,
-        url: String,
-        body: String,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+pub trait AppStore: Send + Sync {
+    /// Keeps the register body of the app at `url` (replacing an earlier one).
+    fn save(&self, url: String, body: String) -> BoxFuture<Result<(), String>>;
+    /// Every kept app as `(url, register body)`, oldest sync first.
+    fn load(&self) -> BoxFuture<Result<Vec<(String, String)>, String>>;
 }
 
 /// The gateway: synced apps and the engine they run on.
@@ -106,7 +111,10 @@ pub struct Gateway {
     config: GatewayConfig,
     call: Arc<exec::CallOptions>,
     apps: RwLock<BTreeMap<String, AppInfo>>,
-    saver: Option<Arc<dyn AppSaver>>,
+    /// A hash of the register body last applied per URL, so a refresh from the store
+    /// only re-registers what changed.
+    applied: parking_lot::Mutex<std::collections::HashMap<String, u64>>,
+    store: Option<Arc<dyn AppStore>>,
 }
 
 fn now_ms() -> i64 {
@@ -116,14 +124,14 @@ fn now_ms() -> i64 {
 impl Gateway {
     /// A gateway registering synced functions on `engine`.
     pub fn new(engine: Arc<Engine>, config: GatewayConfig) -> Arc<Self> {
-        Self::with_saver(engine, config, None)
+        Self::with_store(engine, config, None)
     }
 
-    /// A gateway that keeps every successful sync with `saver`.
-    pub fn with_saver(
+    /// A gateway that keeps every successful sync in `store`.
+    pub fn with_store(
         engine: Arc<Engine>,
         config: GatewayConfig,
-        saver: Option<Arc<dyn AppSaver>>,
+        store: Option<Arc<dyn AppStore>>,
     ) -> Arc<Self> {
         let call = Arc::new(exec::CallOptions {
             http: reqwest::Client::builder()
@@ -140,7 +148,8 @@ impl Gateway {
             config,
             call,
             apps: RwLock::new(BTreeMap::new()),
-            saver,
+            applied: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            store,
         })
     }
 
@@ -170,7 +179,10 @@ impl Gateway {
         self.config.event_keys.iter().any(|k| k == key)
     }
 
-    /// Registers an app's functions (all, or none when any cannot run here).
+    /// Registers an app's functions (all, or none when any cannot run here). A re-sync
+    /// replaces the app's functions: ones it no longer serves are removed from the
+    /// engine. An app keeps its functions when it moves to another URL (apps are known
+    /// by their id, as in Inngest).
     pub fn register(&self, req: &RegisterRequest) -> Result<Vec<String>, SyncError> {
         let mut planned = Vec::new();
         let mut problems = Vec::new();
@@ -180,10 +192,21 @@ impl Gateway {
                 Err(mut e) => problems.append(&mut e),
             }
         }
+        let mut apps = self.apps.write();
+        let owned: std::collections::HashSet<String> =
+            apps.values().flat_map(|a| a.functions.iter().cloned()).collect();
+        let registered: std::collections::HashSet<String> =
+            self.engine.functions().into_iter().map(|f| f.config.id).collect();
+        for (synced, _) in &planned {
+            if registered.contains(&synced.id) && !owned.contains(&synced.id) {
+                problems.push(format!(
+                    "function '{}': the id is taken by a LearnFlow function",
+                    synced.id
+                ));
+            }
+        }
         if !problems.is_empty() {
-            self.apps
-                .write()
-                .entry(req.url.clone())
+            apps.entry(req.url.clone())
                 .or_insert_with(|| AppInfo {
                     url: req.url.clone(),
                     app_name: req.app_name.clone(),
@@ -191,38 +214,64 @@ impl Gateway {
                     functions: Vec::new(),
                     synced_at: 0,
                     error: None,
+                    last_seen_at: None,
+                    unreachable: None,
                 })
                 .error = Some(problems.join("; "));
             return Err(SyncError::Unsupported(problems));
         }
         let mut ids = Vec::new();
+        let mut defs = Vec::new();
         for (synced, function) in planned {
             let synced = Arc::new(synced);
             let call = self.call.clone();
             let s = synced.clone();
-            let def = function.handler(move |ctx: Ctx| exec::run(ctx, call.clone(), s.clone()));
-            self.engine
-                .register(def)
-                .map_err(|e| SyncError::Unsupported(vec![format!("function '{}': {e}", synced.id)]))?;
+            defs.push(function.handler(move |ctx: Ctx| exec::run(ctx, call.clone(), s.clone())));
             ids.push(synced.id.clone());
         }
+        // All or nothing: a function the engine refuses leaves the app as it was.
+        self.engine
+            .register_all(defs)
+            .map_err(|e| SyncError::Unsupported(vec![e.to_string()]))?;
+        // The app's earlier functions (under this URL, or under an older URL of the same
+        // app) that it no longer serves.
+        let earlier: Vec<String> = apps
+            .iter()
+            .filter(|(url, a)| *url == &req.url || a.app_name == req.app_name)
+            .map(|(url, _)| url.clone())
+            .collect();
+        let mut dropped = Vec::new();
+        for url in earlier {
+            if let Some(old) = apps.remove(&url) {
+                dropped.extend(old.functions.into_iter().filter(|f| !ids.contains(f)));
+            }
+        }
+        let still_owned: std::collections::HashSet<&String> =
+            apps.values().flat_map(|a| a.functions.iter()).collect();
+        for id in dropped.iter().filter(|id| !still_owned.contains(id)) {
+            self.engine.unregister(id);
+            tracing::info!(function = %id, app = %req.app_name, "the app no longer serves this function");
+        }
         tracing::info!(app = %req.app_name, url = %req.url, functions = ids.len(), "synced an Inngest app");
-        self.apps.write().insert(
+        let now = now_ms();
+        apps.insert(
             req.url.clone(),
             AppInfo {
                 url: req.url.clone(),
                 app_name: req.app_name.clone(),
                 sdk: req.sdk.clone(),
                 functions: ids.clone(),
-                synced_at: now_ms(),
+                synced_at: now,
                 error: None,
+                last_seen_at: Some(now),
+                unreachable: None,
             },
         );
         Ok(ids)
     }
 
     /// Registers the app a register body describes and keeps the body (see
-    /// [`AppSaver`]); `fallback_url` names the app when the body does not.
+    /// [`AppStore`]); `fallback_url` names the app when the body does not.
     pub async fn accept(&self, body: &str, fallback_url: Option<&str>) -> Result<AppInfo, SyncError> {
         let mut req: RegisterRequest = serde_json::from_str(body).map_err(|e| SyncError::App {
             url: fallback_url.unwrap_or_default().to_string(),
@@ -232,8 +281,9 @@ impl Gateway {
             req.url = fallback_url.unwrap_or_default().to_string();
         }
         self.register(&req)?;
-        if let Some(saver) = &self.saver {
-            if let Err(e) = saver.save(req.url.clone(), body.to_string()).await {
+        self.applied.lock().insert(req.url.clone(), body_hash(body));
+        if let Some(store) = &self.store {
+            if let Err(e) = store.save(req.url.clone(), body.to_string()).await {
                 tracing::warn!(url = %req.url, "could not keep the synced app: {e}");
             }
         }
@@ -247,15 +297,75 @@ impl Gateway {
             })
     }
 
-    /// Registers apps kept by an earlier sync (at start-up); an app that no longer
-    /// registers is logged and listed with its error.
+    /// Registers apps kept by an earlier sync (at start-up, and when another node
+    /// synced them since): each register body not applied here yet. An app that no
+    /// longer registers is logged and listed with its error.
     pub fn restore(&self, apps: &[(String, String)]) {
         for (url, body) in apps {
+            let hash = body_hash(body);
+            if self.applied.lock().get(url) == Some(&hash) {
+                continue;
+            }
+            self.applied.lock().insert(url.clone(), hash);
             let outcome = serde_json::from_str::<RegisterRequest>(body)
                 .map_err(|e| e.to_string())
                 .and_then(|r| self.register(&r).map(|_| ()).map_err(|e| e.to_string()));
             if let Err(e) = outcome {
-                tracing::warn!(%url, "a kept Inngest app did not register again: {e}");
+                tracing::warn!(%url, "a kept Inngest app did not register: {e}");
+            }
+        }
+    }
+
+    /// Applies syncs made on other nodes (from the [`AppStore`]) and checks that every
+    /// app still answers (`GET` on its serve URL), every `every`, until the gateway is
+    /// dropped.
+    pub fn spawn_upkeep(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(gw) = weak.upgrade() else { return };
+                if let Some(store) = &gw.store {
+                    match store.load().await {
+                        Ok(apps) => gw.restore(&apps),
+                        Err(e) => tracing::warn!("could not read the synced Inngest apps: {e}"),
+                    }
+                }
+                gw.check_apps().await;
+            }
+        })
+    }
+
+    /// Asks every synced app whether it is there (`GET` on its serve URL) and records
+    /// the answer in [`AppInfo::unreachable`] / [`AppInfo::last_seen_at`].
+    pub async fn check_apps(&self) {
+        let urls: Vec<String> = self.apps.read().keys().cloned().collect();
+        for url in urls {
+            let answer = self
+                .call
+                .http
+                .get(&url)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await;
+            let problem = match answer {
+                Ok(r) if r.headers().contains_key("x-inngest-sdk") || r.status().is_success() => None,
+                Ok(r) => Some(format!("it answered {} without an Inngest SDK header", r.status())),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(app) = self.apps.write().get_mut(&url) {
+                match &problem {
+                    None => {
+                        app.last_seen_at = Some(now_ms());
+                        app.unreachable = None;
+                    }
+                    Some(p) => {
+                        if app.unreachable.is_none() {
+                            tracing::warn!(%url, "a synced Inngest app does not answer: {p}");
+                        }
+                        app.unreachable = Some(p.clone());
+                    }
+                }
             }
         }
     }
@@ -313,4 +423,11 @@ impl Gateway {
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
+}
+
+fn body_hash(body: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    h.finish()
 }

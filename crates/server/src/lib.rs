@@ -114,12 +114,8 @@ impl AppState {
 /// Keeps synced Inngest apps in the server's tables.
 pub struct InngestApps(pub ServerDb);
 
-impl learnflow_inngest::AppSaver for InngestApps {
-    fn save(
-        &self,
-        url: String,
-        body: String,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
+impl learnflow_inngest::AppStore for InngestApps {
+    fn save(&self, url: String, body: String) -> learnflow_inngest::BoxFuture<Result<(), String>> {
         let db = self.0.clone();
         Box::pin(async move {
             let at = learnflow_engine::Timestamp::now_utc().millis();
@@ -127,6 +123,11 @@ impl learnflow_inngest::AppSaver for InngestApps {
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+
+    fn load(&self) -> learnflow_inngest::BoxFuture<Result<Vec<(String, String)>, String>> {
+        let db = self.0.clone();
+        Box::pin(async move { db.inngest_apps().await.map_err(|e| e.to_string()) })
     }
 }
 

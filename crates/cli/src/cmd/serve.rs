@@ -102,7 +102,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             "dev mode"
         };
         eprintln!("Inngest SDK apps: {mode}; sync with POST /api/inngest/apps, events at /e/{{key}}");
-        let gw = learnflow_inngest::Gateway::with_saver(
+        let gw = learnflow_inngest::Gateway::with_store(
             engine.clone(),
             learnflow_inngest::GatewayConfig {
                 dev: s.inngest_dev,
@@ -113,6 +113,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             Some(Arc::new(learnflow_server::InngestApps(db.clone()))),
         );
         gw.restore(&db.inngest_apps().await?);
+        gw.spawn_upkeep(Duration::from_secs(s.inngest_check_secs.max(1)));
         Some(gw)
     } else {
         None

@@ -378,6 +378,17 @@ impl Ctx {
         settled
     }
 
+    /// Whether the run has steps in progress (waiting for a retry, a sleep, an event or
+    /// a child run), so an executor knows whether anything is pending besides new work.
+    pub fn has_unsettled_steps(&self) -> bool {
+        self.inner
+            .state
+            .lock()
+            .journal
+            .values()
+            .any(|r| !r.status.is_settled())
+    }
+
     fn env(&self) -> &RunEnv {
         &self.inner.env
     }

@@ -62,10 +62,11 @@ pub async fn sync(
     }
 }
 
-/// The synced Inngest apps, with their functions and the last sync error.
+/// The synced Inngest apps, with their functions, the last sync error, and whether
+/// each still answers (`unreachable`, `lastSeenAt`).
 #[utoipa::path(
     get, path = "/api/inngest/apps", tag = "inngest",
-    responses((status = 200, description = "`{apps: [...]}`", body = AnyJson),
+    responses((status = 200, description = "`{apps: [{url, appName, sdk, functions, syncedAt, error, lastSeenAt, unreachable}]}`", body = AnyJson),
               (status = 404, description = "Not an admin, or the gateway is off", body = ErrorBody)),
     security(("bearer" = []))
 )]

@@ -296,7 +296,7 @@ impl PostgresDb {
         self.pool
             .tx(move |tx: &mut Tx<'_>| {
                 Ok(tx
-                    .query("SELECT url, body FROM inngest_apps ORDER BY url", &[])?
+                    .query("SELECT url, body FROM inngest_apps ORDER BY synced_at, url", &[])?
                     .iter()
                     .map(|r| (r.get(0), r.get(1)))
                     .collect())

@@ -299,7 +299,7 @@ impl SqliteDb {
     pub(super) async fn inngest_apps(&self) -> Result<Vec<(String, String)>, DbError> {
         self.with_write(move |c| {
             let mut st = c
-                .prepare("SELECT url, body FROM inngest_apps ORDER BY url")
+                .prepare("SELECT url, body FROM inngest_apps ORDER BY synced_at, url")
                 .map_err(db)?;
             let rows = st
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
