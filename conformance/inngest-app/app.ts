@@ -218,10 +218,26 @@ const inferer = fn("inferer", { retries: 0 }, { event: "test/infer" }, async ({ 
   return out.choices[0].message.content;
 });
 
+// step.waitForSignal, resumed by step.sendSignal from another run (POST /v1/signals).
+const signalWaiter = fn("signal-waiter", { retries: 0 }, { event: "test/signal-wait" }, async ({ event, step }) => {
+  const got: any = await (step as any).waitForSignal("await-signal", {
+    signal: String(event.data.signal),
+    timeout: String(event.data.timeout ?? "1m"),
+  });
+  return got === null ? "timeout" : got;
+});
+const signalSender = fn("signal-sender", { retries: 0 }, { event: "test/signal-send" }, async ({ event, step }) => {
+  const res: any = await (step as any).sendSignal("send-signal", {
+    signal: String(event.data.signal),
+    data: { note: "from the sender" },
+  });
+  return { runId: res?.runId ?? null };
+});
+
 const functions = [
   seq, parallel, loop, sleepy, waiter, child, parent,
   nonRetriable, retryAfter, stepFails, perUser, processDocument, benchSeq, benchPar,
-  fetcher, inferer,
+  fetcher, inferer, signalWaiter, signalSender,
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -96,6 +96,9 @@ pub struct ServerSection {
     /// made through other nodes) and asked whether they still answer (env
     /// `LEARNFLOW_INNGEST_CHECK_SECS`).
     pub inngest_check_secs: u64,
+    /// The first wait before a failed step of an Inngest SDK function is tried again,
+    /// doubling up to 2 h, as Inngest does (env `LEARNFLOW_INNGEST_RETRY_BASE_MS`).
+    pub inngest_retry_base_ms: u64,
 }
 
 impl Default for ServerSection {
@@ -112,6 +115,7 @@ impl Default for ServerSection {
             inngest_signing_key: None,
             inngest_event_keys: Vec::new(),
             inngest_check_secs: 10,
+            inngest_retry_base_ms: 15_000,
         }
     }
 }
@@ -353,6 +357,9 @@ impl Config {
         }
         if let Some(v) = env_parse("LEARNFLOW_INNGEST_CHECK_SECS")? {
             server.inngest_check_secs = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_INNGEST_RETRY_BASE_MS")? {
+            server.inngest_retry_base_ms = v;
         }
         let mut engine = from_file.engine.unwrap_or_default();
         if let Some(v) = env_parse("LEARNFLOW_LEASE_TTL_SECS")? {

@@ -210,7 +210,10 @@ fn millis(rfc3339: &Value) -> i64 {
 }
 
 async fn conformance(sdk: &str) {
-    let server = Server::start(&[("LEARNFLOW_INNGEST_DEV", "true")]);
+    let server = Server::start(&[
+        ("LEARNFLOW_INNGEST_DEV", "true"),
+        ("LEARNFLOW_INNGEST_RETRY_BASE_MS", "400"),
+    ]);
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("steps.jsonl");
     let Some(app) = App::start(sdk, &server.base, &log) else {
@@ -218,7 +221,7 @@ async fn conformance(sdk: &str) {
     };
     let c = server.client(&server.admin);
 
-    // Sync: the app's sixteen functions (and one onFailure handler) become engine
+    // Sync: the app's eighteen functions (and one onFailure handler) become engine
     // functions.
     let synced = app.sync(&c).await;
     assert_eq!(synced.json["appName"], "conformance-app");
@@ -232,16 +235,29 @@ async fn conformance(sdk: &str) {
     );
     assert_eq!(
         synced.json["functions"].as_array().unwrap().len(),
-        17,
+        19,
         "{}",
         synced.text
     );
     let functions = c.get("/api/functions").await;
-    assert!(
-        functions.text.contains("conformance-app-seq"),
-        "{}",
-        functions.text
+    let config = |id: &str| {
+        functions.json["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .unwrap_or_else(|| panic!("{id} is registered: {}", functions.text))["config"]
+            .clone()
+    };
+    // SDK functions retry on Inngest's schedule (its first wait set to 400 ms here),
+    // native ones on the engine's.
+    let sdk_backoff = config("conformance-app-seq")["backoff"].clone();
+    assert_eq!(
+        (sdk_backoff["base"].as_str(), sdk_backoff["max_delay"].as_str()),
+        (Some("400ms"), Some("2h")),
+        "{sdk_backoff}"
     );
+    assert_eq!(config("process-document")["backoff"]["base"], "1s");
     let apps = c.get("/api/inngest/apps").await;
     assert_eq!(
         apps.json["apps"][0]["appName"], "conformance-app",
@@ -365,9 +381,20 @@ async fn conformance(sdk: &str) {
         millis(&attempts[1]["started_at"]) - millis(&attempts[0]["started_at"]) >= 1000,
         "{rd}"
     );
-    // A step that fails for good is an error the function can catch.
+    // A step that fails for good is an error the function can catch; its second attempt
+    // waited at least half the first backoff (equal jitter over 400 ms).
     let sf = finished(&c, &ids[7]).await;
     assert_eq!(sf["output"], json!({ "caught": "Error: kaboom" }), "{sf}");
+    let sd = detail(&c, &sf).await;
+    let attempts = sd["steps"][0]["attempts"].as_array().unwrap().clone();
+    assert_eq!(attempts.len(), 2, "{sd}");
+    assert!(
+        millis(&attempts[1]["started_at"])
+            - millis(&attempts[0]["started_at"])
+            - attempts[0]["duration_us"].as_i64().unwrap() / 1000
+            >= 199,
+        "{sd}"
+    );
     // The seed's example: ocr, architect, parallel agents, store.
     let pd = finished_of(&c, &ids[8], Some("conformance-app-process-document")).await;
     assert_eq!(pd["status"], "completed", "{pd}");
@@ -498,6 +525,51 @@ async fn conformance(sdk: &str) {
     assert_eq!(body["messages"][0]["content"], "say hi", "{body}");
     assert_eq!(seen.len(), 2, "each outbound request made once: {seen:?}");
 
+    // waitForSignal: resumed by another run's step.sendSignal; a signal nobody waits
+    // for is reported as such; an unsent one times out.
+    let w = send(
+        &server,
+        json!({ "name": "test/signal-wait", "data": { "signal": format!("sig-{sdk}") } }),
+    )
+    .await;
+    eventually("the signal waiter to wait", async || {
+        let page = c.get(&format!("/api/runs?event={}", w[0])).await;
+        (page.json["runs"][0]["status"] == "waiting").then_some(())
+    })
+    .await;
+    let s = send(
+        &server,
+        json!({ "name": "test/signal-send", "data": { "signal": format!("sig-{sdk}") } }),
+    )
+    .await;
+    let waiter = finished(&c, &w[0]).await;
+    assert_eq!(
+        waiter["output"],
+        json!({ "signal": format!("sig-{sdk}"), "data": { "note": "from the sender" } }),
+        "{waiter}"
+    );
+    let sender = finished(&c, &s[0]).await;
+    assert_eq!(sender["output"]["runId"], waiter["id"], "{sender}");
+    let s = send(
+        &server,
+        json!({ "name": "test/signal-send", "data": { "signal": "nobody-waits" } }),
+    )
+    .await;
+    assert_eq!(finished(&c, &s[0]).await["output"], json!({ "runId": null }));
+    let t = send(
+        &server,
+        json!({ "name": "test/signal-wait", "data": { "signal": "never", "timeout": "1s" } }),
+    )
+    .await;
+    assert_eq!(finished(&c, &t[0]).await["output"], json!("timeout"));
+    let bad = http
+        .post(server.url("/v1/signals"))
+        .json(&json!({ "data": {} }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+
     if sdk == "4" {
         resync_and_event_validation(&server, &c, &app).await;
     }
@@ -509,12 +581,7 @@ async fn conformance(sdk: &str) {
 /// the dropped ones are gone from the engine and a run the app refuses fails at once.
 async fn resync_and_event_validation(server: &Server, c: &Client, app: &App) {
     let http = reqwest::Client::new();
-    let call = |fn_id: &str| {
-        format!(
-            "{}/api/inngest?fnId=conformance-app-{fn_id}&stepId=step",
-            app.url
-        )
-    };
+    let call = |fn_id: &str| format!("{}/api/inngest?fnId=conformance-app-{fn_id}&stepId=step", app.url);
     let wrong = http
         .post(call("sleepy"))
         .json(&json!({
@@ -526,7 +593,8 @@ async fn resync_and_event_validation(server: &Server, c: &Client, app: &App) {
         .unwrap();
     assert_eq!(wrong.status().as_u16(), 400);
     assert_eq!(
-        wrong.headers()["x-inngest-no-retry"], "true",
+        wrong.headers()["x-inngest-no-retry"],
+        "true",
         "{:?}",
         wrong.headers()
     );
@@ -575,7 +643,12 @@ async fn resync_and_event_validation(server: &Server, c: &Client, app: &App) {
     assert!(functions.contains("conformance-app-sleepy"), "{functions}");
     assert!(functions.contains("\"process-document\""), "{functions}");
     let apps = c.get("/api/inngest/apps").await;
-    assert_eq!(apps.json["apps"][0]["functions"], json!(["conformance-app-sleepy"]), "{}", apps.text);
+    assert_eq!(
+        apps.json["apps"][0]["functions"],
+        json!(["conformance-app-sleepy"]),
+        "{}",
+        apps.text
+    );
     let ids = send(server, json!({ "name": "test/other" })).await;
     let refused = finished(c, &ids[0]).await;
     assert_eq!(refused["status"], "failed", "{refused}");
@@ -676,6 +749,7 @@ async fn signed_calls_in_cloud_mode() {
     let server = Server::start(&[
         ("LEARNFLOW_INNGEST_SIGNING_KEY", SIGNING_KEY),
         ("LEARNFLOW_INNGEST_EVENT_KEYS", "ev-key-1"),
+        ("LEARNFLOW_INNGEST_RETRY_BASE_MS", "200"),
     ]);
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("steps.jsonl");
@@ -830,10 +904,13 @@ async fn syncs_reach_every_node() {
         .await
         .unwrap();
     assert_eq!(resync.status().as_u16(), 200);
-    eventually("node B to drop the functions the app no longer serves", async || {
-        let f = cb.get("/api/functions").await.text;
-        (!f.contains("conformance-app-parallel") && f.contains("conformance-app-seq")).then_some(())
-    })
+    eventually(
+        "node B to drop the functions the app no longer serves",
+        async || {
+            let f = cb.get("/api/functions").await.text;
+            (!f.contains("conformance-app-parallel") && f.contains("conformance-app-seq")).then_some(())
+        },
+    )
     .await;
 
     // The app goes away: both nodes say so.

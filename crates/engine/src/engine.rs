@@ -86,6 +86,9 @@ pub struct SendReceipt {
     /// Functions the event matched that started no run, and why.
     #[serde(skip)]
     pub skipped: Vec<SkippedRun>,
+    /// Runs whose `wait_for_event` step this event resumed.
+    #[serde(skip)]
+    pub resumed: Vec<RunId>,
 }
 
 /// A registered function as the API shows it.
@@ -322,10 +325,11 @@ impl Core {
                 let f = function_of.get(id).map(String::as_str).unwrap_or_default();
                 core.publish(id, f, UpdateKind::Queued);
             }
+            let mut resumed = Vec::new();
             if !out.waits.is_empty() {
                 let incoming = event.to_expr_value();
                 for cand in out.waits {
-                    core.offer_to_wait(event, &incoming, cand).await?;
+                    resumed.extend(core.offer_to_wait(event, &incoming, cand).await?);
                 }
             }
             receipts.push(SendReceipt {
@@ -333,6 +337,7 @@ impl Core {
                 duplicate: out.duplicate,
                 runs: out.created,
                 skipped: out.skipped,
+                resumed,
             });
         }
         if started {
@@ -346,7 +351,7 @@ impl Core {
         event: &Event,
         incoming: &serde_json::Value,
         cand: crate::store::WaitCandidate,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<RunId>, EngineError> {
         let core = self;
         let own = cand.run_event.to_expr_value();
         let scope = Scope::new().with("event", &own).with("async", incoming);
@@ -361,7 +366,7 @@ impl Core {
             },
         };
         if !matched {
-            return Ok(());
+            return Ok(None);
         }
         match &cand.wait.step_id {
             None => {
@@ -386,10 +391,11 @@ impl Core {
                     .await?
                 {
                     core.deliver(&run_id, step, queued, lease_owner.as_ref());
+                    return Ok(Some(run_id));
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Starts executing a claimed run on this node. The returned receiver fires once

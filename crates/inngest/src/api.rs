@@ -1,6 +1,6 @@
 //! The HTTP endpoints SDK apps call: `POST /fn/register` (out-of-band sync),
-//! `POST /e/{key}` (events, as `inngest.send()` sends them) and `GET /dev` (the v3
-//! SDK's "is a dev server there?" probe).
+//! `POST /e/{key}` (events, as `inngest.send()` sends them), `GET /dev` (the v3
+//! SDK's "is a dev server there?" probe), v4 checkpoints and `POST /v1/signals`.
 
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/e/{key}", post(send_events))
         .route("/dev", get(dev_info))
         .route("/v1/checkpoint/{run_id}/async", post(checkpoint))
+        .route("/v1/signals", post(send_signal))
         .with_state(gateway)
 }
 
@@ -178,5 +179,41 @@ async fn checkpoint(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("no call of run {run_id} is in flight here"),
         )
+    }
+}
+
+/// `inngest.sendSignal()` / `step.sendSignal()`: resumes the run waiting for the
+/// signal (`{data: {run_id}}`), or 404 when none is (the SDK reads that as "no run").
+async fn send_signal(
+    State(gw): State<Arc<Gateway>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = refuse_app_caller(&gw, &headers) {
+        return refused;
+    }
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
+    };
+    let Some(signal) = v["signal"].as_str().filter(|s| !s.trim().is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "field 'signal' must be a non-empty string".into(),
+        );
+    };
+    let input = EventInput::new(
+        crate::exec::signal_event(signal),
+        json!({ "signal": signal, "data": v["data"] }),
+    );
+    match gw.engine().send(input).await {
+        Ok(receipt) => match receipt.resumed.first() {
+            Some(run) => Json(json!({ "data": { "run_id": run.to_string() } })).into_response(),
+            None => error(
+                StatusCode::NOT_FOUND,
+                format!("no run is waiting for signal '{signal}'"),
+            ),
+        },
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

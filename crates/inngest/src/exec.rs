@@ -17,6 +17,20 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{parse_time, SyncedFunction};
 
+const SIGNAL_PREFIX: &str = "inngest/signal:";
+
+/// The event a signal is delivered as (`POST /v1/signals`), one name per signal, so
+/// a `step.waitForSignal` is a wait for that event.
+pub fn signal_event(signal: &str) -> String {
+    format!("{SIGNAL_PREFIX}{signal}")
+}
+
+/// A received signal as `step.waitForSignal` returns it: `{signal, data}` (two keys,
+/// so the SDK takes the object as it is), from the signal event's data.
+fn signal_memo(event_data: &Value) -> Value {
+    json!({ "signal": event_data["signal"], "data": event_data["data"] })
+}
+
 /// The event name SDK apps expect on invoked runs.
 pub const SDK_INVOKED_EVENT: &str = "inngest/function.invoked";
 
@@ -269,17 +283,18 @@ impl Call<'_> {
         if let Some(k) = &self.opts.key {
             req = req.header("x-inngest-signature", k.sign(body.as_bytes(), now));
         }
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| Failure::retriable(format!("calling {}: {e}", self.function.url)))?;
+        let resp = req.body(body).send().await.map_err(|e| {
+            Failure::retriable(format!(
+                "calling {}: {}",
+                self.function.url,
+                crate::http_error(&e)
+            ))
+        })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| Failure::retriable(format!("reading the app's answer: {e}")))?;
+        let text = resp.text().await.map_err(|e| {
+            Failure::retriable(format!("reading the app's answer: {}", crate::http_error(&e)))
+        })?;
         if !headers.contains_key("x-inngest-sdk") {
             return Err(Failure::retriable(format!(
                 "{} answered {status} without an X-Inngest-SDK header: not an Inngest SDK app? {}",
@@ -568,20 +583,26 @@ async fn outbound(opts: &CallOptions, op: &Op) -> Result<Value, Failure> {
     } else if let Some(body) = o["body"].as_str() {
         req = req.body(body.to_string());
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| Failure::retriable(format!("step '{}': calling {url}: {e}", op.display)))?;
+    let resp = req.send().await.map_err(|e| {
+        Failure::retriable(format!(
+            "step '{}': calling {url}: {}",
+            op.display,
+            crate::http_error(&e)
+        ))
+    })?;
     let status = resp.status();
     let headers: Map<String, Value> = resp
         .headers()
         .iter()
         .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.to_string()))))
         .collect();
-    let text = resp
-        .text()
-        .await
-        .map_err(|e| Failure::retriable(format!("step '{}': reading {url}: {e}", op.display)))?;
+    let text = resp.text().await.map_err(|e| {
+        Failure::retriable(format!(
+            "step '{}': reading {url}: {}",
+            op.display,
+            crate::http_error(&e)
+        ))
+    })?;
     if !ai {
         return Ok(json!({ "data": {
             "url": url.as_str(), "headers": headers, "body": text, "status_code": status.as_u16(),
@@ -601,7 +622,10 @@ async fn outbound(opts: &CallOptions, op: &Op) -> Result<Value, Failure> {
         .named("AIGatewayError"));
     }
     let answer: Value = serde_json::from_str(&text).map_err(|e| {
-        Failure::retriable(format!("step '{}': the model's answer is not JSON: {e}", op.display))
+        Failure::retriable(format!(
+            "step '{}': the model's answer is not JSON: {e}",
+            op.display
+        ))
     })?;
     Ok(json!({ "data": answer }))
 }
@@ -630,6 +654,14 @@ fn memo_of(rec: &learnflow_engine::StepRecord) -> Option<Value> {
         (StepKind::Run, StepStatus::Completed) => rec.output.clone().unwrap_or(Value::Null),
         (StepKind::Sleep, _) => Value::Null,
         (StepKind::WaitForEvent, StepStatus::Completed) => match &rec.output {
+            // A signal's wait: `{signal, data}`, as the app first saw it.
+            Some(Value::Object(e))
+                if e.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.starts_with(SIGNAL_PREFIX)) =>
+            {
+                signal_memo(e.get("data").unwrap_or(&Value::Null))
+            }
             Some(Value::Object(e)) => {
                 let ts = match e.get("ts") {
                     Some(Value::String(t)) => {
@@ -731,6 +763,26 @@ async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Val
                 None => Value::Null,
             })
         }
+        "WaitForSignal" => {
+            let signal = op.opts["signal"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| op.name.clone())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    Failure::non_retriable(format!("waitForSignal '{}' names no signal", op.display))
+                })?;
+            let timeout = match op.opts["timeout"].as_str() {
+                Some("") | None => Duration::ZERO,
+                Some(t) => {
+                    parse_time(t).map_err(|e| Failure::non_retriable(format!("waitForSignal: {e}")))?
+                }
+            };
+            let found = ctx
+                .wait_for_event(&op.display, &signal_event(&signal), None, timeout)
+                .await?;
+            Ok(found.map_or(Value::Null, |e| signal_memo(&e.data)))
+        }
         "InvokeFunction" => {
             let function_id = op.opts["function_id"]
                 .as_str()
@@ -753,9 +805,8 @@ async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Val
         "AIGateway" | "Gateway" => {
             // `step.ai.infer` / `step.fetch`: LearnFlow makes the request, durably; the
             // app gets the answer as the step's result.
-            let result: Result<Value, Failure> = ctx
-                .run_attempt(&op.display, |_| outbound(call.opts, op))
-                .await;
+            let result: Result<Value, Failure> =
+                ctx.run_attempt(&op.display, |_| outbound(call.opts, op)).await;
             match result {
                 Ok(v) => Ok(v),
                 Err(f) if f.step.is_some() => Ok(error_memo(&f)),

@@ -43,6 +43,19 @@ pub struct GatewayConfig {
     pub signing_key: Option<signing::SigningKey>,
     /// Keys `/e/{key}` accepts; empty: any key in dev mode, none in cloud mode.
     pub event_keys: Vec<String>,
+    /// The wait between attempts of a step that failed without a `Retry-After`; by
+    /// default Inngest's own schedule ([`inngest_backoff`]).
+    pub retry_backoff: learnflow_engine::RetryPolicy,
+}
+
+/// A schedule like Inngest's (15 s, 30 s, 1 m, 2 m, … up to 2 h), with
+/// `base` as its first wait.
+pub fn inngest_backoff(base: Duration) -> learnflow_engine::RetryPolicy {
+    learnflow_engine::RetryPolicy {
+        base,
+        factor: 2.0,
+        max_delay: Duration::from_secs(2 * 3600),
+    }
 }
 
 impl Default for GatewayConfig {
@@ -52,6 +65,7 @@ impl Default for GatewayConfig {
             call_timeout: Duration::from_secs(300),
             signing_key: None,
             event_keys: Vec::new(),
+            retry_backoff: inngest_backoff(Duration::from_secs(15)),
         }
     }
 }
@@ -226,7 +240,11 @@ impl Gateway {
             let synced = Arc::new(synced);
             let call = self.call.clone();
             let s = synced.clone();
-            defs.push(function.handler(move |ctx: Ctx| exec::run(ctx, call.clone(), s.clone())));
+            defs.push(
+                function
+                    .backoff(self.config.retry_backoff.clone())
+                    .handler(move |ctx: Ctx| exec::run(ctx, call.clone(), s.clone())),
+            );
             ids.push(synced.id.clone());
         }
         // All or nothing: a function the engine refuses leaves the app as it was.
@@ -350,8 +368,11 @@ impl Gateway {
                 .await;
             let problem = match answer {
                 Ok(r) if r.headers().contains_key("x-inngest-sdk") || r.status().is_success() => None,
-                Ok(r) => Some(format!("it answered {} without an Inngest SDK header", r.status())),
-                Err(e) => Some(e.to_string()),
+                Ok(r) => Some(format!(
+                    "it answered {} without an Inngest SDK header",
+                    r.status()
+                )),
+                Err(e) => Some(http_error(&e)),
             };
             if let Some(app) = self.apps.write().get_mut(&url) {
                 match &problem {
@@ -394,9 +415,9 @@ impl Gateway {
         if let Some(k) = &self.config.signing_key {
             req = req.header("x-inngest-signature", k.sign(body.as_bytes(), now_ms() / 1000));
         }
-        let resp = req.body(body).send().await.map_err(|e| fail(e.to_string()))?;
+        let resp = req.body(body).send().await.map_err(|e| fail(http_error(&e)))?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| fail(e.to_string()))?;
+        let text = resp.text().await.map_err(|e| fail(http_error(&e)))?;
         if !status.is_success() {
             return Err(fail(format!("it answered {status}: {text}")));
         }
@@ -430,4 +451,20 @@ fn body_hash(body: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     body.hash(&mut h);
     h.finish()
+}
+
+/// An HTTP client error with its causes (reqwest's own text leaves them out, e.g.
+/// "error sending request" without "connection refused").
+pub(crate) fn http_error(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }

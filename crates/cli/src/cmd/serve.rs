@@ -108,6 +108,9 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 dev: s.inngest_dev,
                 signing_key,
                 event_keys: s.inngest_event_keys.clone(),
+                retry_backoff: learnflow_inngest::inngest_backoff(Duration::from_millis(
+                    s.inngest_retry_base_ms.max(1),
+                )),
                 ..Default::default()
             },
             Some(Arc::new(learnflow_server::InngestApps(db.clone()))),

@@ -505,25 +505,33 @@ pub async fn wait_for_event_resumes_on_a_matching_event_only(store: Arc<dyn Stor
     let d = h.wait_status(&run, RunStatus::Waiting).await;
     assert_eq!(d.steps[0].kind, StepKind::WaitForEvent);
     assert_eq!(d.steps[0].status, StepStatus::Waiting);
-    h.engine
+    let receipt = h
+        .engine
         .send(EventInput::new(
             "plan.approved",
             json!({ "doc": "d2", "by": "mallory" }),
         ))
         .await
         .unwrap();
+    assert!(receipt.resumed.is_empty(), "{receipt:?}");
     settle().await;
     assert_eq!(
         h.engine.get_run(&run).await.unwrap().run.status,
         RunStatus::Waiting
     );
-    h.engine
+    let receipt = h
+        .engine
         .send(EventInput::new(
             "plan.approved",
             json!({ "doc": "d1", "by": "ada" }),
         ))
         .await
         .unwrap();
+    assert_eq!(
+        receipt.resumed,
+        vec![run.clone()],
+        "the receipt names the resumed run"
+    );
     let d = h.finished(&run).await;
     assert_eq!(d.run.output, Some(json!({ "approved_by": "ada" })));
     assert_eq!(d.steps[0].status, StepStatus::Completed);
