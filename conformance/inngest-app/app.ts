@@ -41,6 +41,7 @@ const serve: typeof v4express.serve = isV3 ? (v3express.serve as any) : v4expres
 type Ctx = v4.GetFunctionInput<Client>;
 type Opts = {
   retries?: number;
+  rateLimit?: { limit: number; period: string; key?: string };
   concurrency?: { limit: number; key?: string }[];
   onFailure?: (ctx: any) => Promise<unknown>;
 };
@@ -234,10 +235,18 @@ const signalSender = fn("signal-sender", { retries: 0 }, { event: "test/signal-s
   return { runId: res?.runId ?? null };
 });
 
+// rateLimit: one run per user per minute; further events start nothing.
+const rateLimited = fn(
+  "rate-limited",
+  { retries: 0, rateLimit: { limit: 1, period: "1m", key: "event.data.userId" } },
+  { event: "test/rate" },
+  async ({ event, step }) => step.run("once", () => `ran for ${event.data.userId}`),
+);
+
 const functions = [
   seq, parallel, loop, sleepy, waiter, child, parent,
   nonRetriable, retryAfter, stepFails, perUser, processDocument, benchSeq, benchPar,
-  fetcher, inferer, signalWaiter, signalSender,
+  fetcher, inferer, signalWaiter, signalSender, rateLimited,
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -221,7 +221,7 @@ async fn conformance(sdk: &str) {
     };
     let c = server.client(&server.admin);
 
-    // Sync: the app's eighteen functions (and one onFailure handler) become engine
+    // Sync: the app's nineteen functions (and one onFailure handler) become engine
     // functions.
     let synced = app.sync(&c).await;
     assert_eq!(synced.json["appName"], "conformance-app");
@@ -235,7 +235,7 @@ async fn conformance(sdk: &str) {
     );
     assert_eq!(
         synced.json["functions"].as_array().unwrap().len(),
-        19,
+        20,
         "{}",
         synced.text
     );
@@ -524,6 +524,24 @@ async fn conformance(sdk: &str) {
     assert_eq!(body["model"], "tiny", "{body}");
     assert_eq!(body["messages"][0]["content"], "say hi", "{body}");
     assert_eq!(seen.len(), 2, "each outbound request made once: {seen:?}");
+
+    // rateLimit: one run per user per minute, the other events start nothing.
+    let r = send(
+        &server,
+        json!([
+            { "name": "test/rate", "data": { "userId": "ann" } },
+            { "name": "test/rate", "data": { "userId": "ann" } },
+            { "name": "test/rate", "data": { "userId": "bob" } },
+            { "name": "test/rate", "data": { "userId": "ann" } },
+        ]),
+    )
+    .await;
+    assert_eq!(finished(&c, &r[0]).await["output"], json!("ran for ann"));
+    assert_eq!(finished(&c, &r[2]).await["output"], json!("ran for bob"));
+    for skipped in [&r[1], &r[3]] {
+        let runs = c.get(&format!("/api/runs?event={skipped}")).await;
+        assert_eq!(runs.json["runs"], json!([]), "{}", runs.text);
+    }
 
     // waitForSignal: resumed by another run's step.sendSignal; a signal nobody waits
     // for is reported as such; an unsent one times out.

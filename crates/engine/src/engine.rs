@@ -162,6 +162,14 @@ impl Core {
             interval_ms: throttle::interval_ms(t.limit, t.period),
             burst: t.burst,
         });
+        run.rate_limit = function.rate_limit.as_ref().map(|(r, key)| ThrottleReservation {
+            key: format!(
+                "{fid}\u{1e}rate\u{1f}{}",
+                key.as_ref().map(|k| k.key(&scope)).unwrap_or_default()
+            ),
+            interval_ms: throttle::interval_ms(r.limit, r.period),
+            burst: r.limit,
+        });
         run.start_deadline = function.config.timeouts.start.map(|d| now.plus(d));
         run.finish_timeout_ms = function.config.timeouts.finish.map(duration_millis);
         run.cancel_waits = function

@@ -66,6 +66,22 @@ fn one() -> u32 {
     1
 }
 
+/// A rate limit on run starts: at most `limit` runs start per `period` (GCRA with a
+/// burst of `limit`: after a quiet spell `limit` may start at once, then they come
+/// back at one per `period / limit`). Events over the limit start no run: the run is
+/// skipped, not delayed. Invoked runs are not rate limited.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Runs per period.
+    pub limit: u32,
+    /// The period.
+    #[serde(with = "crate::duration")]
+    pub period: Duration,
+    /// Expression over `event` partitioning the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
 /// Cancel a run when a matching event arrives.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CancelOn {
@@ -119,6 +135,9 @@ pub struct FunctionConfig {
     /// Throttle on run starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<Throttle>,
+    /// Rate limit on run starts (runs over it are skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
     /// Events that cancel a run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cancel_on: Vec<CancelOn>,
@@ -146,6 +165,7 @@ impl FunctionConfig {
             backoff: RetryPolicy::default(),
             concurrency: Vec::new(),
             throttle: None,
+            rate_limit: None,
             cancel_on: Vec::new(),
             timeouts: Timeouts::default(),
             idempotency: None,
@@ -292,6 +312,17 @@ impl Function {
         self
     }
 
+    /// Sets the rate limit: at most `limit` runs per `period` (per `key` value); the
+    /// rest are skipped.
+    pub fn rate_limit(mut self, limit: u32, period: Duration, key: Option<&str>) -> Self {
+        self.config.rate_limit = Some(RateLimit {
+            limit,
+            period,
+            key: key.map(str::to_string),
+        });
+        self
+    }
+
     /// Cancels runs when `event` arrives and `if_expr` matches.
     pub fn cancel_on(mut self, event: impl Into<String>, if_expr: Option<&str>) -> Self {
         self.config.cancel_on.push(CancelOn {
@@ -334,6 +365,7 @@ pub(crate) struct CompiledFunction {
     pub triggers: Vec<(String, Option<Expr>)>,
     pub concurrency: Vec<(u32, Option<Expr>)>,
     pub throttle: Option<(Throttle, Option<Expr>)>,
+    pub rate_limit: Option<(RateLimit, Option<Expr>)>,
     pub cancel_on: Vec<(String, Option<Expr>)>,
     pub idempotency: Option<Expr>,
 }
@@ -437,6 +469,22 @@ impl CompiledFunction {
             }
             None => None,
         };
+        let rate_limit = match &c.rate_limit {
+            Some(r) => {
+                if r.limit == 0 {
+                    return Err(invalid(id, "rate_limit limit must be at least 1"));
+                }
+                if r.period.is_zero() {
+                    return Err(invalid(id, "rate_limit period must be longer than zero"));
+                }
+                let key = match &r.key {
+                    Some(src) => Some(parse_field(id, "rate_limit.key", src, &["event"])?),
+                    None => None,
+                };
+                Some((r.clone(), key))
+            }
+            None => None,
+        };
         let mut cancel_on = Vec::new();
         for (i, co) in c.cancel_on.iter().enumerate() {
             check_event_name(id, "cancel_on", &co.event)?;
@@ -461,6 +509,7 @@ impl CompiledFunction {
             triggers,
             concurrency,
             throttle,
+            rate_limit,
             cancel_on,
             idempotency,
         })

@@ -292,9 +292,25 @@ impl FunctionConfig {
                         _ => problems.push(format!("function '{id}': bad timeouts {value}")),
                     }
                 }
-                "rateLimit" | "debounce" | "batchEvents" | "priority" | "singleton" => problems.push(
-                    format!("function '{id}': option '{key}' is not supported by LearnFlow yet"),
-                ),
+                "rateLimit" => {
+                    let limit = value["limit"].as_u64().unwrap_or(0);
+                    let key = value["key"].as_str();
+                    if let Some(Err(p)) = key.map(|k| check_expr("rateLimit key", k)) {
+                        problems.push(format!("function '{id}': {p}"));
+                        continue;
+                    }
+                    match value["period"].as_str().map(parse_time) {
+                        Some(Ok(period)) if limit > 0 && period <= Duration::from_secs(86_400) => {
+                            f = f.rate_limit(u32::try_from(limit).unwrap_or(u32::MAX), period, key);
+                        }
+                        _ => problems.push(format!(
+                            "function '{id}': bad rateLimit {value} (limit ≥ 1, period up to 24h)"
+                        )),
+                    }
+                }
+                "debounce" | "batchEvents" | "priority" | "singleton" => problems.push(format!(
+                    "function '{id}': option '{key}' is not supported by LearnFlow yet"
+                )),
                 _ => problems.push(format!("function '{id}': unknown option '{key}'")),
             }
         }
@@ -363,13 +379,28 @@ mod tests {
         .unwrap();
         assert_eq!(f.retries, 1);
         assert_eq!(f.events, vec!["t/e".to_string()]);
+        let (_, def) =
+            config(serde_json::json!({"rateLimit": {"limit": 3, "period": "1m", "key": "event.data.u"}}))
+                .plan()
+                .unwrap();
+        let rate = def
+            .handler(|_ctx| async { Ok(()) })
+            .config
+            .rate_limit
+            .expect("rateLimit maps to the engine's rate limit");
+        assert_eq!((rate.limit, rate.period), (3, Duration::from_secs(60)));
+        assert_eq!(rate.key.as_deref(), Some("event.data.u"));
+        let err = config(serde_json::json!({"rateLimit": {"limit": 1, "period": "2d"}}))
+            .plan()
+            .unwrap_err();
+        assert!(err[0].contains("bad rateLimit"), "{err:?}");
         let err = config(
-            serde_json::json!({"rateLimit": {"limit": 1, "period": "1m"}, "debounce": {"period": "5s"}}),
+            serde_json::json!({"batchEvents": {"maxSize": 10, "timeout": "5s"}, "debounce": {"period": "5s"}}),
         )
         .plan()
         .unwrap_err();
         assert_eq!(err.len(), 2, "{err:?}");
-        assert!(err.iter().any(|e| e.contains("rateLimit")), "{err:?}");
+        assert!(err.iter().any(|e| e.contains("batchEvents")), "{err:?}");
         assert!(err.iter().any(|e| e.contains("debounce")), "{err:?}");
         let err = config(serde_json::json!({"concurrency": {"limit": 1, "scope": "account"}}))
             .plan()

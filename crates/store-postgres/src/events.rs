@@ -54,6 +54,19 @@ pub(crate) fn append_events(
         let mut created = Vec::new();
         let mut skipped = Vec::new();
         for run in runs {
+            let rate = match &run.rate_limit {
+                Some(r) => match crate::flow::check_rate(tx, r, now)? {
+                    Some(tat) => Some((r, tat)),
+                    None => {
+                        skipped.push(SkippedRun {
+                            function_id: run.function_id.clone(),
+                            reason: "rate limited: the function's rate limit allows no more runs now".into(),
+                        });
+                        continue;
+                    }
+                },
+                None => None,
+            };
             if let Some(key) = &run.idempotency_key {
                 if let Some(previous) = crate::flow::claim_idempotency_key(tx, key, &run.id, now, horizon)? {
                     skipped.push(SkippedRun {
@@ -64,6 +77,9 @@ pub(crate) fn append_events(
                     });
                     continue;
                 }
+            }
+            if let Some((r, tat)) = rate {
+                crate::flow::set_tat(tx, &r.key, tat)?;
             }
             let mut available_at = run.available_at;
             if let Some(t) = &run.throttle {

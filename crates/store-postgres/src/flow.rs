@@ -26,6 +26,27 @@ pub(crate) fn reserve_throttle(
     Ok(start)
 }
 
+/// A rate limit's check under the key's lock: the key's new TAT when the run may start
+/// now, `None` when it is over the limit. Nothing is written (see [`set_tat`]).
+pub(crate) fn check_rate(
+    tx: &mut Tx<'_>,
+    t: &ThrottleReservation,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, Fail> {
+    advisory_lock(tx, lock::THROTTLE, &t.key)?;
+    let tat = throttle_tat(tx, &t.key)?;
+    Ok(throttle::admit(tat, now, t.interval_ms, t.burst))
+}
+
+/// Stores a key's TAT (its lock taken by [`check_rate`]).
+pub(crate) fn set_tat(tx: &mut Tx<'_>, key: &str, tat: Timestamp) -> Result<(), Fail> {
+    tx.execute(
+        "INSERT INTO throttle (key, tat) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET tat = EXCLUDED.tat",
+        &[&key, &tat.millis()],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn throttle_tat(tx: &mut Tx<'_>, key: &str) -> Result<Option<Timestamp>, Fail> {
     tx.query_opt("SELECT tat FROM throttle WHERE key = $1", &[&key])?
         .map(|r| col::<i64>(&r, 0).map(Timestamp::from_millis))

@@ -37,6 +37,16 @@ pub(crate) fn append_events(
         let mut created = Vec::new();
         let mut skipped = Vec::new();
         for run in runs {
+            let rate = match &run.rate_limit {
+                Some(r) => match crate::flow::check_rate(conn, r, now)? {
+                    Some(tat) => Some((r, tat)),
+                    None => {
+                        skipped.push(rate_limited(&run));
+                        continue;
+                    }
+                },
+                None => None,
+            };
             if let Some(key) = &run.idempotency_key {
                 if let Some(previous) = crate::flow::claim_idempotency_key(conn, key, &run.id, now, horizon)?
                 {
@@ -48,6 +58,9 @@ pub(crate) fn append_events(
                     });
                     continue;
                 }
+            }
+            if let Some((r, tat)) = rate {
+                crate::flow::set_tat(conn, &r.key, tat)?;
             }
             let mut available_at = run.available_at;
             if let Some(t) = &run.throttle {
@@ -66,6 +79,13 @@ pub(crate) fn append_events(
         });
     }
     Ok(out)
+}
+
+fn rate_limited(run: &learnflow_engine::store::NewRun) -> SkippedRun {
+    SkippedRun {
+        function_id: run.function_id.clone(),
+        reason: "rate limited: the function's rate limit allows no more runs now".into(),
+    }
 }
 
 /// Waits on `name` of runs other than those this event (`event_seq`) started.

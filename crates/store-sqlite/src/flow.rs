@@ -24,6 +24,27 @@ pub(crate) fn reserve_throttle(
     Ok(start)
 }
 
+/// A rate limit's check: the key's new TAT when the run may start now, `None` when it
+/// is over the limit. Nothing is written (see [`set_tat`]).
+pub(crate) fn check_rate(
+    conn: &Connection,
+    t: &ThrottleReservation,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, StoreError> {
+    let tat = throttle_tat(conn, &t.key)?;
+    Ok(throttle::admit(tat, now, t.interval_ms, t.burst))
+}
+
+/// Stores a key's TAT.
+pub(crate) fn set_tat(conn: &Connection, key: &str, tat: Timestamp) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO throttle (key, tat) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET tat = excluded.tat",
+    )
+    .and_then(|mut s| s.execute(params![key, tat.millis()]))
+    .map_err(map_err)?;
+    Ok(())
+}
+
 pub(crate) fn throttle_tat(conn: &Connection, key: &str) -> Result<Option<Timestamp>, StoreError> {
     conn.prepare_cached("SELECT tat FROM throttle WHERE key = ?1")
         .and_then(|mut s| s.query_row([key], |r| r.get::<_, i64>(0)).optional())

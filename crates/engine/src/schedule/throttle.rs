@@ -34,6 +34,13 @@ pub fn reserve(
     (Timestamp::from_millis(start), Timestamp::from_millis(new_tat))
 }
 
+/// A rate limit's check: the new TAT when a run arriving at `now` may start at once,
+/// or `None` when it is over the limit (and is to be skipped, leaving the TAT as it is).
+pub fn admit(tat: Option<Timestamp>, now: Timestamp, interval_ms: i64, burst: u32) -> Option<Timestamp> {
+    let (start, new_tat) = reserve(tat, now, interval_ms, burst);
+    (start <= now).then_some(new_tat)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,9 @@ pub struct NewRun {
     pub available_at: Timestamp,
     /// Throttle to reserve a start slot from.
     pub throttle: Option<ThrottleReservation>,
+    /// Rate limit to pass (with a burst of its limit); a run over it is skipped. Only
+    /// checked for runs started by events.
+    pub rate_limit: Option<ThrottleReservation>,
     /// Idempotency key (function id plus key value).
     pub idempotency_key: Option<String>,
     /// Cancel if not started by then.
@@ -45,6 +48,7 @@ impl NewRun {
             function_id: function_id.into(),
             available_at: now,
             throttle: None,
+            rate_limit: None,
             idempotency_key: None,
             start_deadline: None,
             finish_timeout_ms: None,

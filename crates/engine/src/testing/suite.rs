@@ -957,6 +957,53 @@ pub async fn throttle_delays_runs_but_drops_none(store: Arc<dyn Store>) {
     assert_eq!(tat, Some(T0.plus(Duration::from_secs(25))));
 }
 
+pub async fn rate_limit_skips_runs_over_the_limit(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    h.engine
+        .register(
+            Function::new("limited-rate")
+                .on_event("t.rate")
+                .rate_limit(2, Duration::from_secs(10), Some("event.data.user"))
+                .idempotency("event.data.n")
+                .handler(|ctx: Ctx| async move { ctx.run("work", || async { Ok(()) }).await }),
+        )
+        .unwrap();
+    let sent = |user: &str, n: u32| {
+        let e = EventInput::new("t.rate", json!({ "user": user, "n": format!("{user}-{n}") }));
+        let engine = h.engine.clone();
+        async move { engine.send(e).await.unwrap() }
+    };
+    // Two may start at once; the third within the period is skipped, with the reason.
+    let a = sent("u1", 1).await;
+    let b = sent("u1", 2).await;
+    let c = sent("u1", 3).await;
+    assert_eq!((a.runs.len(), b.runs.len(), c.runs.len()), (1, 1, 0));
+    assert!(c.skipped[0].reason.contains("rate limited"), "{:?}", c.skipped);
+    // Other keys have their own limit; an idempotency skip does not use up the limit.
+    assert_eq!(sent("u2", 1).await.runs.len(), 1);
+    assert_eq!(sent("u2", 1).await.runs.len(), 0, "same idempotency key");
+    assert_eq!(sent("u2", 2).await.runs.len(), 1);
+    // Every run that started is not delayed.
+    for r in [&a.runs[0], &b.runs[0]] {
+        assert_eq!(h.finished(r).await.run.status, RunStatus::Completed);
+    }
+    // One more may start per period / limit (5 s).
+    h.advance(Duration::from_secs(5));
+    assert_eq!(sent("u1", 4).await.runs.len(), 1);
+    assert_eq!(sent("u1", 5).await.runs.len(), 0);
+    // An invalid rate limit is refused at registration.
+    let err = h
+        .engine
+        .register(
+            Function::new("bad-rate")
+                .on_event("t.rate")
+                .rate_limit(0, Duration::from_secs(1), None)
+                .handler(|_ctx: Ctx| async move { Ok(()) }),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("rate_limit"), "{err}");
+}
+
 pub async fn a_repeated_event_id_within_24h_starts_nothing(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
