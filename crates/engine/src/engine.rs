@@ -170,6 +170,11 @@ impl Core {
             interval_ms: throttle::interval_ms(r.limit, r.period),
             burst: r.limit,
         });
+        let ahead = function.priority_secs(&value);
+        if ahead != 0 {
+            run.available_at =
+                Timestamp::from_millis(now.millis().saturating_sub(ahead.saturating_mul(1000)));
+        }
         run.start_deadline = function.config.timeouts.start.map(|d| now.plus(d));
         run.finish_timeout_ms = function.config.timeouts.finish.map(duration_millis);
         run.cancel_waits = function
@@ -464,6 +469,7 @@ async fn execute_run(core: Arc<Core>, claimed: ClaimedRun, first_poll: tokio::sy
             retries: function.config.retries,
             backoff: function.config.backoff.clone(),
             slots: slots.clone(),
+            slot_score: function.slot_score(run.created_at, &claimed.event.to_expr_value()),
         };
         let ctx = Ctx::new(env, journal);
         core.local.lock().insert(run.id.clone(), ctx.clone());

@@ -148,6 +148,11 @@ pub struct FunctionConfig {
     /// no second run of this function.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency: Option<String>,
+    /// Expression over `event` giving the seconds (−600…600) a run moves ahead of
+    /// runs queued after it, to start and to get concurrency slots (Inngest's
+    /// `priority.run`); a negative value delays it. Not a number: 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
 }
 
 fn default_retries() -> u32 {
@@ -169,6 +174,7 @@ impl FunctionConfig {
             cancel_on: Vec::new(),
             timeouts: Timeouts::default(),
             idempotency: None,
+            priority: None,
         }
     }
 }
@@ -344,6 +350,12 @@ impl Function {
         self
     }
 
+    /// Sets the priority expression (seconds a run moves ahead, −600…600).
+    pub fn priority(mut self, expr: impl Into<String>) -> Self {
+        self.config.priority = Some(expr.into());
+        self
+    }
+
     /// Attaches the code.
     pub fn handler<F, Fut, T>(self, f: F) -> FunctionDef
     where
@@ -368,7 +380,11 @@ pub(crate) struct CompiledFunction {
     pub rate_limit: Option<(RateLimit, Option<Expr>)>,
     pub cancel_on: Vec<(String, Option<Expr>)>,
     pub idempotency: Option<Expr>,
+    pub priority: Option<Expr>,
 }
+
+/// The furthest a priority moves a run, in seconds.
+pub const MAX_PRIORITY_SECS: i64 = 600;
 
 fn parse_field(id: &str, field: &str, src: &str, roots: &[&str]) -> Result<Expr, EngineError> {
     Expr::parse(src, roots).map_err(|source| EngineError::InvalidExpression {
@@ -503,6 +519,10 @@ impl CompiledFunction {
             Some(src) => Some(parse_field(id, "idempotency", src, &["event"])?),
             None => None,
         };
+        let priority = match &c.priority {
+            Some(src) => Some(parse_field(id, "priority", src, &["event"])?),
+            None => None,
+        };
         Ok(CompiledFunction {
             config: def.config.clone(),
             handler: def.handler,
@@ -512,7 +532,32 @@ impl CompiledFunction {
             rate_limit,
             cancel_on,
             idempotency,
+            priority,
         })
+    }
+
+    /// The seconds a run for this event moves ahead (its priority), −600…600.
+    pub fn priority_secs(&self, event_value: &Value) -> i64 {
+        let Some(expr) = &self.priority else { return 0 };
+        let scope = crate::expr::Scope::new().with("event", event_value);
+        match expr.eval(&scope).as_f64() {
+            Some(secs) if secs.is_finite() => {
+                (secs.round() as i64).clamp(-MAX_PRIORITY_SECS, MAX_PRIORITY_SECS)
+            }
+            _ => 0,
+        }
+    }
+
+    /// A run's place among waiters for concurrency slots: 0 without a priority, else
+    /// its creation time minus its priority (so it goes ahead of runs created up to
+    /// that many seconds after it).
+    pub fn slot_score(&self, created_at: crate::time::Timestamp, event_value: &Value) -> i64 {
+        if self.priority.is_none() {
+            return 0;
+        }
+        created_at
+            .millis()
+            .saturating_sub(self.priority_secs(event_value).saturating_mul(1000))
     }
 
     /// Whether `event` starts this function.

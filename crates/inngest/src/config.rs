@@ -308,7 +308,15 @@ impl FunctionConfig {
                         )),
                     }
                 }
-                "debounce" | "batchEvents" | "priority" | "singleton" => problems.push(format!(
+                "priority" => match value["run"].as_str() {
+                    Some(x) => match check_expr("priority", x) {
+                        Ok(x) => f = f.priority(x),
+                        Err(p) => problems.push(format!("function '{id}': {p}")),
+                    },
+                    None if value.is_null() || value.get("run").is_some_and(Value::is_null) => {}
+                    None => problems.push(format!("function '{id}': bad priority {value}")),
+                },
+                "debounce" | "batchEvents" | "singleton" => problems.push(format!(
                     "function '{id}': option '{key}' is not supported by LearnFlow yet"
                 )),
                 _ => problems.push(format!("function '{id}': unknown option '{key}'")),
@@ -390,6 +398,15 @@ mod tests {
             .expect("rateLimit maps to the engine's rate limit");
         assert_eq!((rate.limit, rate.period), (3, Duration::from_secs(60)));
         assert_eq!(rate.key.as_deref(), Some("event.data.u"));
+        let (_, def) = config(serde_json::json!({"priority": {"run": "event.data.boost"}}))
+            .plan()
+            .unwrap();
+        let def = def.handler(|_ctx| async { Ok(()) });
+        assert_eq!(def.config.priority.as_deref(), Some("event.data.boost"));
+        let err = config(serde_json::json!({"priority": {"run": "event.data.plan == 'pro' ? 60 : 0"}}))
+            .plan()
+            .unwrap_err();
+        assert!(err[0].contains("priority"), "{err:?}");
         let err = config(serde_json::json!({"rateLimit": {"limit": 1, "period": "2d"}}))
             .plan()
             .unwrap_err();

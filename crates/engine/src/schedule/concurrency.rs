@@ -39,8 +39,9 @@ pub struct SlotRequest {
     pub limit: u32,
 }
 
-/// Order among waiters: smaller goes first.
-pub type Priority = (i64, u64);
+/// Order among waiters, smaller first: the run's priority score (0 unless its
+/// function has a priority), its seq, and the step's order within the run.
+pub type Priority = (i64, i64, u64);
 
 /// Current use of one pool.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -331,7 +332,7 @@ mod tests {
     #[tokio::test]
     async fn holds_the_limit_and_serves_waiters_in_priority_order() {
         let lim = ConcurrencyLimiter::new();
-        let first = lim.acquire(vec![req("f", None, 1)], (0, 0)).await;
+        let first = lim.acquire(vec![req("f", None, 1)], (0, 0, 0)).await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         // Queue in reverse priority order; they must be served 1, 2, 3.
@@ -339,7 +340,7 @@ mod tests {
             let lim = lim.clone();
             let order = order.clone();
             tasks.push(tokio::spawn(async move {
-                let _permit = lim.acquire(vec![req("f", None, 1)], (p, 0)).await;
+                let _permit = lim.acquire(vec![req("f", None, 1)], (0, p, 0)).await;
                 order.lock().push(p);
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }));
@@ -373,7 +374,7 @@ mod tests {
             );
             tasks.push(tokio::spawn(async move {
                 let _p = lim
-                    .acquire(vec![req("f", None, 3), req("f", Some(user), 2)], (i as i64, 0))
+                    .acquire(vec![req("f", None, 3), req("f", Some(user), 2)], (0, i as i64, 0))
                     .await;
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                 peak_all.fetch_max(now, Ordering::SeqCst);
@@ -398,13 +399,13 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_waiter_leaves_the_line() {
         let lim = ConcurrencyLimiter::new();
-        let held = lim.acquire(vec![req("f", None, 1)], (0, 0)).await;
-        let mut waiting = Box::pin(lim.acquire(vec![req("f", None, 1)], (1, 0)));
+        let held = lim.acquire(vec![req("f", None, 1)], (0, 0, 0)).await;
+        let mut waiting = Box::pin(lim.acquire(vec![req("f", None, 1)], (0, 1, 0)));
         assert!(futures::poll!(waiting.as_mut()).is_pending());
         drop(waiting);
         drop(held);
         // The slot is free again: a later request gets it at once.
-        let again = lim.acquire(vec![req("f", None, 1)], (2, 0));
+        let again = lim.acquire(vec![req("f", None, 1)], (0, 2, 0));
         tokio::time::timeout(Duration::from_secs(1), again)
             .await
             .expect("slot free");

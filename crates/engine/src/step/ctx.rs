@@ -252,6 +252,8 @@ pub(crate) struct RunEnv {
     pub retries: u32,
     pub backoff: RetryPolicy,
     pub slots: Vec<SlotRequest>,
+    /// The run's place among waiters for slots (see `CompiledFunction::slot_score`).
+    pub slot_score: i64,
 }
 
 pub(crate) struct CtxInner {
@@ -640,7 +642,10 @@ impl Ctx {
                 let _permit = if env.slots.is_empty() {
                     None
                 } else {
-                    let acquire = env.core.limiter.acquire(env.slots.clone(), (env.run.seq, order));
+                    let acquire = env
+                        .core
+                        .limiter
+                        .acquire(env.slots.clone(), (env.slot_score, env.run.seq, order));
                     Some(self.unless_cancelled(&id, acquire).await)
                 };
                 let mut shared = if env.slots.is_empty() || !env.core.store.shares_slots() {

@@ -912,6 +912,86 @@ pub async fn runs_waiting_for_a_slot_start_in_order(store: Arc<dyn Store>) {
     assert_eq!(*order.lock(), (0..8).collect::<Vec<i64>>());
 }
 
+/// Waits until the first concurrency pool has `(in use, waiting)`.
+async fn wait_usage(h: &Harness, want: (u32, usize)) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while h
+        .engine
+        .concurrency_usage()
+        .first()
+        .map(|u| (u.in_use, u.waiting))
+        != Some(want)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            h.engine.concurrency_usage()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+pub async fn priority_moves_runs_ahead_for_slots_and_starts(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    let order: Arc<Mutex<Vec<i64>>> = Default::default();
+    let gate = Arc::new(Notify::new());
+    let (o2, g2) = (order.clone(), gate.clone());
+    h.engine
+        .register(
+            Function::new("prioritised")
+                .on_event("t.prio")
+                .concurrency(1, None)
+                .priority("event.data.boost")
+                .handler(move |ctx: Ctx| {
+                    let (order, gate) = (o2.clone(), g2.clone());
+                    async move {
+                        let i = ctx.event().data["i"].as_i64().unwrap_or(-1);
+                        ctx.run("work", || async {
+                            order.lock().push(i);
+                            if i == 0 {
+                                gate.notified().await;
+                            }
+                            Ok(())
+                        })
+                        .await
+                    }
+                }),
+        )
+        .unwrap();
+    let first = send(&h, "t.prio", json!({ "i": 0 })).await;
+    wait_usage(&h, (1, 0)).await;
+    // Created in order 1, 2, 3, 4; 3 moves 120 s ahead, 4 30 s; a non-number is 0.
+    let mut runs = vec![first];
+    for (i, boost) in [(1, json!(0)), (2, json!("high")), (3, json!(120)), (4, json!(30))] {
+        runs.push(send(&h, "t.prio", json!({ "i": i, "boost": boost })).await);
+    }
+    wait_usage(&h, (1, 4)).await;
+    gate.notify_one();
+    for r in &runs {
+        h.finished(r).await;
+    }
+    assert_eq!(*order.lock(), vec![0, 3, 4, 1, 2]);
+    // A negative priority delays the start; more than 600 s counts as 600.
+    let late = send(&h, "t.prio", json!({ "i": 5, "boost": -30 })).await;
+    let d = h.engine.get_run(&late).await.unwrap();
+    assert_eq!(d.run.available_at, Some(T0.plus(Duration::from_secs(30))));
+    let early = send(&h, "t.prio", json!({ "i": 6, "boost": 1e9 })).await;
+    h.finished(&early).await;
+    assert_eq!(d.run.status, RunStatus::Queued);
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.finished(&late).await.run.status, RunStatus::Completed);
+    let err = h
+        .engine
+        .register(
+            Function::new("bad-prio")
+                .on_event("t.prio")
+                .priority("event.data.boost >")
+                .handler(|_ctx: Ctx| async move { Ok(()) }),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("priority"), "{err}");
+}
+
 pub async fn throttle_delays_runs_but_drops_none(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
