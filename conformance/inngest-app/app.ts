@@ -42,6 +42,7 @@ type Ctx = v4.GetFunctionInput<Client>;
 type Opts = {
   retries?: number;
   rateLimit?: { limit: number; period: string; key?: string };
+  debounce?: { period: string; key?: string; timeout?: string };
   concurrency?: { limit: number; key?: string }[];
   onFailure?: (ctx: any) => Promise<unknown>;
 };
@@ -243,10 +244,18 @@ const rateLimited = fn(
   async ({ event, step }) => step.run("once", () => `ran for ${event.data.userId}`),
 );
 
+// debounce: one run per burst of events (per user), with the last event.
+const debounced = fn(
+  "debounced",
+  { retries: 0, debounce: { period: "1s", key: "event.data.userId" } },
+  { event: "test/debounce" },
+  async ({ event, step }) => step.run("last", () => event.data.n),
+);
+
 const functions = [
   seq, parallel, loop, sleepy, waiter, child, parent,
   nonRetriable, retryAfter, stepFails, perUser, processDocument, benchSeq, benchPar,
-  fetcher, inferer, signalWaiter, signalSender, rateLimited,
+  fetcher, inferer, signalWaiter, signalSender, rateLimited, debounced,
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -221,7 +221,7 @@ async fn conformance(sdk: &str) {
     };
     let c = server.client(&server.admin);
 
-    // Sync: the app's nineteen functions (and one onFailure handler) become engine
+    // Sync: the app's twenty functions (and one onFailure handler) become engine
     // functions.
     let synced = app.sync(&c).await;
     assert_eq!(synced.json["appName"], "conformance-app");
@@ -235,7 +235,7 @@ async fn conformance(sdk: &str) {
     );
     assert_eq!(
         synced.json["functions"].as_array().unwrap().len(),
-        20,
+        21,
         "{}",
         synced.text
     );
@@ -542,6 +542,26 @@ async fn conformance(sdk: &str) {
         let runs = c.get(&format!("/api/runs?event={skipped}")).await;
         assert_eq!(runs.json["runs"], json!([]), "{}", runs.text);
     }
+
+    // debounce: a burst of events starts one run, a second after the last, with it.
+    let mut burst = Vec::new();
+    for n in 1..=3 {
+        burst.extend(
+            send(
+                &server,
+                json!({ "name": "test/debounce", "data": { "userId": "ann", "n": n } }),
+            )
+            .await,
+        );
+    }
+    let ran = finished(&c, &burst[2]).await;
+    assert_eq!(ran["output"], json!(3), "{ran}");
+    for folded in &burst[..2] {
+        let runs = c.get(&format!("/api/runs?event={folded}")).await;
+        assert_eq!(runs.json["runs"], json!([]), "{}", runs.text);
+    }
+    let all = c.get("/api/runs?function=conformance-app-debounced").await;
+    assert_eq!(all.json["runs"].as_array().unwrap().len(), 1, "{}", all.text);
 
     // waitForSignal: resumed by another run's step.sendSignal; a signal nobody waits
     // for is reported as such; an unsent one times out.

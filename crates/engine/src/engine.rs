@@ -26,8 +26,9 @@ use crate::schedule::{dispatcher, throttle};
 use crate::step::ctx::{Fatal, RunEnv};
 use crate::step::{Ctx, Outcome, MAX_STEP_OUTPUT_BYTES};
 use crate::store::{
-    AppendEvent, CancelResult, ClaimedRun, Lease, NewRun, NewWait, NodeInfo, ParentWake, RecordAck,
-    ReplayOutcome, RunOutcome, SkippedRun, Store, SuspendOutcome, ThrottleReservation, WaitResolution,
+    AppendEvent, CancelResult, ClaimedRun, DebounceReservation, Lease, NewRun, NewWait, NodeInfo, ParentWake,
+    RecordAck, ReplayOutcome, RunOutcome, SkippedRun, Store, SuspendOutcome, ThrottleReservation,
+    WaitResolution,
 };
 use crate::time::{duration_millis, Clock, SystemClock, Timestamp};
 use crate::watch::{RunUpdate, UpdateKind, WATCH_CAPACITY};
@@ -170,6 +171,18 @@ impl Core {
             interval_ms: throttle::interval_ms(r.limit, r.period),
             burst: r.limit,
         });
+        run.debounce = function.debounce.as_ref().map(|(d, key)| DebounceReservation {
+            key: format!(
+                "{fid}\u{1f}{}\u{1f}{}",
+                run.owner.as_deref().unwrap_or_default(),
+                key.as_ref().map(|k| k.key(&scope)).unwrap_or_default()
+            ),
+            period_ms: duration_millis(d.period),
+            timeout_ms: d.timeout.map(duration_millis),
+        });
+        if let Some(d) = &run.debounce {
+            run.available_at = now.plus(Duration::from_millis(d.period_ms.max(0) as u64));
+        }
         let ahead = function.priority_secs(&value);
         if ahead != 0 {
             run.available_at =

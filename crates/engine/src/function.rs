@@ -66,6 +66,27 @@ fn one() -> u32 {
     1
 }
 
+/// Debounce: a run starts only once `period` passed without another matching event
+/// (per `key` value and user), with the last event received; `timeout` bounds the wait
+/// from the first event. Events folded into a waiting run start no run of their own.
+/// Invoked runs are not debounced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Debounce {
+    /// Quiet time before the run starts.
+    #[serde(with = "crate::duration")]
+    pub period: Duration,
+    /// Expression over `event` partitioning the debounce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Longest wait from the first event.
+    #[serde(
+        default,
+        with = "crate::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+}
+
 /// A rate limit on run starts: at most `limit` runs start per `period` (GCRA with a
 /// burst of `limit`: after a quiet spell `limit` may start at once, then they come
 /// back at one per `period / limit`). Events over the limit start no run: the run is
@@ -138,6 +159,9 @@ pub struct FunctionConfig {
     /// Rate limit on run starts (runs over it are skipped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Debounce of run starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce: Option<Debounce>,
     /// Events that cancel a run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cancel_on: Vec<CancelOn>,
@@ -171,6 +195,7 @@ impl FunctionConfig {
             concurrency: Vec::new(),
             throttle: None,
             rate_limit: None,
+            debounce: None,
             cancel_on: Vec::new(),
             timeouts: Timeouts::default(),
             idempotency: None,
@@ -329,6 +354,17 @@ impl Function {
         self
     }
 
+    /// Debounces runs: one starts after `period` without another event (per `key`
+    /// value), with the last event; at the latest `timeout` after the first.
+    pub fn debounce(mut self, period: Duration, key: Option<&str>, timeout: Option<Duration>) -> Self {
+        self.config.debounce = Some(Debounce {
+            period,
+            key: key.map(str::to_string),
+            timeout,
+        });
+        self
+    }
+
     /// Cancels runs when `event` arrives and `if_expr` matches.
     pub fn cancel_on(mut self, event: impl Into<String>, if_expr: Option<&str>) -> Self {
         self.config.cancel_on.push(CancelOn {
@@ -378,6 +414,7 @@ pub(crate) struct CompiledFunction {
     pub concurrency: Vec<(u32, Option<Expr>)>,
     pub throttle: Option<(Throttle, Option<Expr>)>,
     pub rate_limit: Option<(RateLimit, Option<Expr>)>,
+    pub debounce: Option<(Debounce, Option<Expr>)>,
     pub cancel_on: Vec<(String, Option<Expr>)>,
     pub idempotency: Option<Expr>,
     pub priority: Option<Expr>,
@@ -501,6 +538,25 @@ impl CompiledFunction {
             }
             None => None,
         };
+        let debounce = match &c.debounce {
+            Some(d) => {
+                if d.period.is_zero() {
+                    return Err(invalid(id, "debounce period must be longer than zero"));
+                }
+                if d.timeout.is_some_and(|t| t < d.period) {
+                    return Err(invalid(
+                        id,
+                        "debounce timeout must not be shorter than its period",
+                    ));
+                }
+                let key = match &d.key {
+                    Some(src) => Some(parse_field(id, "debounce.key", src, &["event"])?),
+                    None => None,
+                };
+                Some((d.clone(), key))
+            }
+            None => None,
+        };
         let mut cancel_on = Vec::new();
         for (i, co) in c.cancel_on.iter().enumerate() {
             check_event_name(id, "cancel_on", &co.event)?;
@@ -530,6 +586,7 @@ impl CompiledFunction {
             concurrency,
             throttle,
             rate_limit,
+            debounce,
             cancel_on,
             idempotency,
             priority,

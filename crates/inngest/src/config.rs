@@ -316,7 +316,25 @@ impl FunctionConfig {
                     None if value.is_null() || value.get("run").is_some_and(Value::is_null) => {}
                     None => problems.push(format!("function '{id}': bad priority {value}")),
                 },
-                "debounce" | "batchEvents" | "singleton" => problems.push(format!(
+                "debounce" => {
+                    let key = value["key"].as_str();
+                    if let Some(Err(p)) = key.map(|k| check_expr("debounce key", k)) {
+                        problems.push(format!("function '{id}': {p}"));
+                        continue;
+                    }
+                    let period = value["period"].as_str().map(parse_time);
+                    let timeout = value["timeout"].as_str().map(parse_time).transpose();
+                    let week = Duration::from_secs(7 * 86_400);
+                    match (period, timeout) {
+                        (Some(Ok(p)), Ok(t)) if !p.is_zero() && p <= week && t.is_none_or(|t| t >= p) => {
+                            f = f.debounce(p, key, t);
+                        }
+                        _ => problems.push(format!(
+                            "function '{id}': bad debounce {value} (period up to 7d, timeout not shorter)"
+                        )),
+                    }
+                }
+                "batchEvents" | "singleton" => problems.push(format!(
                     "function '{id}': option '{key}' is not supported by LearnFlow yet"
                 )),
                 _ => problems.push(format!("function '{id}': unknown option '{key}'")),
@@ -411,14 +429,31 @@ mod tests {
             .plan()
             .unwrap_err();
         assert!(err[0].contains("bad rateLimit"), "{err:?}");
+        let (_, def) =
+            config(serde_json::json!({"debounce": {"period": "5s", "key": "event.data.u", "timeout": "1m"}}))
+                .plan()
+                .unwrap();
+        let d = def
+            .handler(|_ctx| async { Ok(()) })
+            .config
+            .debounce
+            .expect("debounce maps");
+        assert_eq!(
+            (d.period, d.timeout, d.key.as_deref()),
+            (
+                Duration::from_secs(5),
+                Some(Duration::from_secs(60)),
+                Some("event.data.u")
+            )
+        );
         let err = config(
-            serde_json::json!({"batchEvents": {"maxSize": 10, "timeout": "5s"}, "debounce": {"period": "5s"}}),
+            serde_json::json!({"batchEvents": {"maxSize": 10, "timeout": "5s"}, "debounce": {"period": "5s", "timeout": "1s"}}),
         )
         .plan()
         .unwrap_err();
         assert_eq!(err.len(), 2, "{err:?}");
         assert!(err.iter().any(|e| e.contains("batchEvents")), "{err:?}");
-        assert!(err.iter().any(|e| e.contains("debounce")), "{err:?}");
+        assert!(err.iter().any(|e| e.contains("bad debounce")), "{err:?}");
         let err = config(serde_json::json!({"concurrency": {"limit": 1, "scope": "account"}}))
             .plan()
             .unwrap_err();

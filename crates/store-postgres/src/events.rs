@@ -54,6 +54,15 @@ pub(crate) fn append_events(
         let mut created = Vec::new();
         let mut skipped = Vec::new();
         for run in runs {
+            if let Some(d) = &run.debounce {
+                if let Some(waiting) = crate::flow::fold_debounce(tx, d, event_seq, now)? {
+                    skipped.push(SkippedRun {
+                        function_id: run.function_id.clone(),
+                        reason: format!("debounced: run {waiting} will start with this event"),
+                    });
+                    continue;
+                }
+            }
             let rate = match &run.rate_limit {
                 Some(r) => match crate::flow::check_rate(tx, r, now)? {
                     Some(tat) => Some((r, tat)),
@@ -85,7 +94,10 @@ pub(crate) fn append_events(
             if let Some(t) = &run.throttle {
                 available_at = available_at.max(crate::flow::reserve_throttle(tx, t, now)?);
             }
-            crate::runs::insert_run(tx, run, event_seq, available_at, now)?;
+            let seq = crate::runs::insert_run(tx, run, event_seq, available_at, now)?;
+            if let Some(d) = &run.debounce {
+                crate::flow::start_debounce(tx, d, seq, now)?;
+            }
             created.push(run.id.clone());
         }
         let waits = wait_candidates(tx, &event.name, event_seq)?;

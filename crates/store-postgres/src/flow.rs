@@ -3,7 +3,7 @@
 
 use learnflow_engine::ids::RunId;
 use learnflow_engine::schedule::throttle;
-use learnflow_engine::store::ThrottleReservation;
+use learnflow_engine::store::{DebounceReservation, ThrottleReservation};
 use learnflow_engine::Timestamp;
 
 use crate::events::{advisory_lock, lock};
@@ -43,6 +43,54 @@ pub(crate) fn set_tat(tx: &mut Tx<'_>, key: &str, tat: Timestamp) -> Result<(), 
     tx.execute(
         "INSERT INTO throttle (key, tat) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET tat = EXCLUDED.tat",
         &[&key, &tat.millis()],
+    )?;
+    Ok(())
+}
+
+/// Folds an event into its debounce key's run if that run has not started (under the
+/// key's lock, the run row locked against a claim): the run gets the event and starts
+/// `period` from now (no later than `timeout` after the first event). Returns the
+/// run's id, or `None` when a new run is needed.
+pub(crate) fn fold_debounce(
+    tx: &mut Tx<'_>,
+    d: &DebounceReservation,
+    event_seq: i64,
+    now: Timestamp,
+) -> Result<Option<String>, Fail> {
+    advisory_lock(tx, lock::THROTTLE, &format!("debounce\u{1f}{}", d.key))?;
+    let Some(row) = tx.query_opt(
+        "SELECT d.run_seq, d.first_at, r.id FROM debounce d JOIN runs r ON r.seq = d.run_seq
+         WHERE d.key = $1 AND r.status = 'queued' AND r.started_at IS NULL AND r.lease_owner IS NULL
+         FOR UPDATE OF r",
+        &[&d.key],
+    )?
+    else {
+        return Ok(None);
+    };
+    let (run_seq, first_at, id): (i64, i64, String) = (col(&row, 0)?, col(&row, 1)?, col(&row, 2)?);
+    let mut at = now.millis().saturating_add(d.period_ms);
+    if let Some(t) = d.timeout_ms {
+        at = at.min(first_at.saturating_add(t));
+    }
+    tx.execute(
+        "UPDATE runs SET event_seq = $1, available_at = $2 WHERE seq = $3",
+        &[&event_seq, &at, &run_seq],
+    )?;
+    Ok(Some(id))
+}
+
+/// Makes `run_seq` the debounce key's waiting run (its lock taken by
+/// [`fold_debounce`]).
+pub(crate) fn start_debounce(
+    tx: &mut Tx<'_>,
+    d: &DebounceReservation,
+    run_seq: i64,
+    now: Timestamp,
+) -> Result<(), Fail> {
+    tx.execute(
+        "INSERT INTO debounce (key, run_seq, first_at) VALUES ($1, $2, $3)
+         ON CONFLICT (key) DO UPDATE SET run_seq = EXCLUDED.run_seq, first_at = EXCLUDED.first_at",
+        &[&d.key, &run_seq, &now.millis()],
     )?;
     Ok(())
 }

@@ -42,7 +42,8 @@ impl OpError for SchemaError {
 
 /// Migrations, in order; the schema version is the number applied. Times are Unix
 /// milliseconds (`BIGINT`), JSON is `JSONB`, as in the SQLite store.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public;
 
 CREATE TABLE events (
@@ -150,7 +151,16 @@ CREATE TABLE slots (
 );
 CREATE INDEX slots_by_node ON slots(node);
 CREATE INDEX slots_by_holder ON slots(holder);
-"#];
+"#,
+    // 2: debounced functions: each key's run that is still waiting to start.
+    r#"
+CREATE TABLE debounce (
+    key      TEXT   PRIMARY KEY,
+    run_seq  BIGINT NOT NULL,
+    first_at BIGINT NOT NULL
+);
+"#,
+];
 
 /// The engine's schema version this binary writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

@@ -37,6 +37,12 @@ pub(crate) fn append_events(
         let mut created = Vec::new();
         let mut skipped = Vec::new();
         for run in runs {
+            if let Some(d) = &run.debounce {
+                if let Some(waiting) = crate::flow::fold_debounce(conn, d, event_seq, now)? {
+                    skipped.push(debounced(&run, &waiting));
+                    continue;
+                }
+            }
             let rate = match &run.rate_limit {
                 Some(r) => match crate::flow::check_rate(conn, r, now)? {
                     Some(tat) => Some((r, tat)),
@@ -66,7 +72,10 @@ pub(crate) fn append_events(
             if let Some(t) = &run.throttle {
                 available_at = available_at.max(crate::flow::reserve_throttle(conn, t, now)?);
             }
-            crate::runs::insert_run(conn, &run, event_seq, available_at, now)?;
+            let seq = crate::runs::insert_run(conn, &run, event_seq, available_at, now)?;
+            if let Some(d) = &run.debounce {
+                crate::flow::start_debounce(conn, d, seq, now)?;
+            }
             created.push(run.id.clone());
         }
         let waits = wait_candidates(conn, &event.name, event_seq)?;
@@ -79,6 +88,13 @@ pub(crate) fn append_events(
         });
     }
     Ok(out)
+}
+
+fn debounced(run: &learnflow_engine::store::NewRun, waiting: &str) -> SkippedRun {
+    SkippedRun {
+        function_id: run.function_id.clone(),
+        reason: format!("debounced: run {waiting} will start with this event"),
+    }
 }
 
 fn rate_limited(run: &learnflow_engine::store::NewRun) -> SkippedRun {

@@ -2,7 +2,7 @@
 
 use learnflow_engine::ids::RunId;
 use learnflow_engine::schedule::throttle;
-use learnflow_engine::store::{StoreError, ThrottleReservation};
+use learnflow_engine::store::{DebounceReservation, StoreError, ThrottleReservation};
 use learnflow_engine::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -41,6 +41,54 @@ pub(crate) fn set_tat(conn: &Connection, key: &str, tat: Timestamp) -> Result<()
         "INSERT INTO throttle (key, tat) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET tat = excluded.tat",
     )
     .and_then(|mut s| s.execute(params![key, tat.millis()]))
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Folds an event into its debounce key's run if that run has not started: the run
+/// gets the event and starts `period` from now (no later than `timeout` after the
+/// first event). Returns the run's id, or `None` when a new run is needed.
+pub(crate) fn fold_debounce(
+    conn: &Connection,
+    d: &DebounceReservation,
+    event_seq: i64,
+    now: Timestamp,
+) -> Result<Option<String>, StoreError> {
+    let waiting: Option<(i64, i64, String)> = conn
+        .prepare_cached(
+            "SELECT d.run_seq, d.first_at, r.id FROM debounce d JOIN runs r ON r.seq = d.run_seq
+             WHERE d.key = ?1 AND r.status = 'queued' AND r.started_at IS NULL AND r.lease_owner IS NULL",
+        )
+        .and_then(|mut s| {
+            s.query_row([&d.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
+        .map_err(map_err)?;
+    let Some((run_seq, first_at, id)) = waiting else {
+        return Ok(None);
+    };
+    let mut at = now.millis().saturating_add(d.period_ms);
+    if let Some(t) = d.timeout_ms {
+        at = at.min(first_at.saturating_add(t));
+    }
+    conn.prepare_cached("UPDATE runs SET event_seq = ?1, available_at = ?2 WHERE seq = ?3")
+        .and_then(|mut s| s.execute(params![event_seq, at, run_seq]))
+        .map_err(map_err)?;
+    Ok(Some(id))
+}
+
+/// Makes `run_seq` the debounce key's waiting run.
+pub(crate) fn start_debounce(
+    conn: &Connection,
+    d: &DebounceReservation,
+    run_seq: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO debounce (key, run_seq, first_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(key) DO UPDATE SET run_seq = excluded.run_seq, first_at = excluded.first_at",
+    )
+    .and_then(|mut s| s.execute(params![d.key, run_seq, now.millis()]))
     .map_err(map_err)?;
     Ok(())
 }

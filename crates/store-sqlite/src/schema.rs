@@ -104,6 +104,14 @@ ALTER TABLE runs ADD COLUMN owner TEXT;
 UPDATE runs SET owner = (SELECT json_extract(user, '$.id') FROM events WHERE events.seq = runs.event_seq);
 CREATE INDEX runs_by_owner ON runs(owner, seq);
 "#,
+    // 3: debounced functions: each key's run that is still waiting to start.
+    r#"
+CREATE TABLE debounce (
+    key      TEXT    PRIMARY KEY,
+    run_seq  INTEGER NOT NULL,
+    first_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this binary writes.

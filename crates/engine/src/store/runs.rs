@@ -24,6 +24,9 @@ pub struct NewRun {
     /// Rate limit to pass (with a burst of its limit); a run over it is skipped. Only
     /// checked for runs started by events.
     pub rate_limit: Option<ThrottleReservation>,
+    /// Debounce: fold the event into this key's waiting run, if there is one. Only
+    /// for runs started by events.
+    pub debounce: Option<DebounceReservation>,
     /// Idempotency key (function id plus key value).
     pub idempotency_key: Option<String>,
     /// Cancel if not started by then.
@@ -49,6 +52,7 @@ impl NewRun {
             available_at: now,
             throttle: None,
             rate_limit: None,
+            debounce: None,
             idempotency_key: None,
             start_deadline: None,
             finish_timeout_ms: None,
@@ -58,6 +62,17 @@ impl NewRun {
             owner: None,
         }
     }
+}
+
+/// A run's debounce, resolved by the store when its event is appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebounceReservation {
+    /// Debounce key (function id, user and key value).
+    pub key: String,
+    /// Quiet time, in milliseconds.
+    pub period_ms: i64,
+    /// Longest wait from the first event, in milliseconds.
+    pub timeout_ms: Option<i64>,
 }
 
 /// A run's final result.

@@ -1037,6 +1037,75 @@ pub async fn throttle_delays_runs_but_drops_none(store: Arc<dyn Store>) {
     assert_eq!(tat, Some(T0.plus(Duration::from_secs(25))));
 }
 
+pub async fn debounce_starts_one_run_with_the_last_event(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    h.engine
+        .register(
+            Function::new("debounced")
+                .on_event("t.deb")
+                .debounce(
+                    Duration::from_secs(10),
+                    Some("event.data.k"),
+                    Some(Duration::from_secs(12)),
+                )
+                .handler(|ctx: Ctx| async move {
+                    let n = ctx.event().data["n"].clone();
+                    ctx.run("work", || {
+                        let n = n.clone();
+                        async move { Ok(n) }
+                    })
+                    .await
+                }),
+        )
+        .unwrap();
+    let send_n = |k: &str, n: u32| {
+        let e = EventInput::new("t.deb", json!({ "k": k, "n": n }));
+        let engine = h.engine.clone();
+        async move { engine.send(e).await.unwrap() }
+    };
+    let first = send_n("a", 1).await;
+    let run = first.runs[0].clone();
+    let at = |secs: u64| Some(T0.plus(Duration::from_secs(secs)));
+    assert_eq!(h.engine.get_run(&run).await.unwrap().run.available_at, at(10));
+    // Each further event within the period folds into the waiting run and moves its
+    // start to `period` later, never past `timeout` from the first event.
+    h.advance(Duration::from_secs(1));
+    let second = send_n("a", 2).await;
+    assert!(second.runs.is_empty(), "{second:?}");
+    assert!(
+        second.skipped[0]
+            .reason
+            .contains(&format!("debounced: run {run}")),
+        "{:?}",
+        second.skipped
+    );
+    assert_eq!(h.engine.get_run(&run).await.unwrap().run.available_at, at(11));
+    h.advance(Duration::from_secs(2));
+    assert!(send_n("a", 3).await.runs.is_empty());
+    let d = h.engine.get_run(&run).await.unwrap();
+    assert_eq!(d.run.available_at, at(12), "capped by the timeout");
+    assert_eq!(d.event.data["n"], 3, "the run carries the last event");
+    // Another key has its own run.
+    let other = send_n("b", 9).await;
+    assert_eq!(other.runs.len(), 1);
+    h.advance(Duration::from_secs(8));
+    settle().await;
+    assert_eq!(
+        h.engine.get_run(&run).await.unwrap().run.status,
+        RunStatus::Queued
+    );
+    h.advance(Duration::from_secs(1));
+    let done = h.finished(&run).await;
+    assert_eq!(done.run.output, Some(json!(3)));
+    // Once it started, the next event starts a new run.
+    let next = send_n("a", 4).await;
+    assert_eq!(next.runs.len(), 1, "{next:?}");
+    assert_ne!(next.runs[0], run);
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.finished(&next.runs[0]).await.run.output, Some(json!(4)));
+    assert_eq!(h.finished(&other.runs[0]).await.run.output, Some(json!(9)));
+}
+
 pub async fn rate_limit_skips_runs_over_the_limit(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
