@@ -46,7 +46,7 @@ type Opts = {
   concurrency?: { limit: number; key?: string }[];
   onFailure?: (ctx: any) => Promise<unknown>;
 };
-type Trigger = { event: string };
+type Trigger = { event: string } | { cron: string };
 
 // createFunction with the signature of the chosen major:
 //   v4: createFunction({ id, triggers: [trigger], ...opts }, handler)
@@ -252,10 +252,15 @@ const debounced = fn(
   async ({ event, step }) => step.run("last", () => event.data.n),
 );
 
+// A cron trigger; CRON_TICK lets a test tick every few seconds (six fields: seconds first).
+const cronTick = fn("cron-tick", { retries: 0 }, { cron: process.env.CRON_TICK ?? "0 0 1 1 *" }, async ({ event, step }) =>
+  step.run("tick", () => ({ name: event.name, at: (event.data as any)?.scheduledAt ?? null })),
+);
+
 const functions = [
   seq, parallel, loop, sleepy, waiter, child, parent,
   nonRetriable, retryAfter, stepFails, perUser, processDocument, benchSeq, benchPar,
-  fetcher, inferer, signalWaiter, signalSender, rateLimited, debounced,
+  fetcher, inferer, signalWaiter, signalSender, rateLimited, debounced, cronTick,
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -221,7 +221,7 @@ async fn conformance(sdk: &str) {
     };
     let c = server.client(&server.admin);
 
-    // Sync: the app's twenty functions (and one onFailure handler) become engine
+    // Sync: the app's twenty-one functions (and one onFailure handler) become engine
     // functions.
     let synced = app.sync(&c).await;
     assert_eq!(synced.json["appName"], "conformance-app");
@@ -235,7 +235,7 @@ async fn conformance(sdk: &str) {
     );
     assert_eq!(
         synced.json["functions"].as_array().unwrap().len(),
-        21,
+        22,
         "{}",
         synced.text
     );
@@ -900,7 +900,11 @@ async fn syncs_reach_every_node() {
     let a = Server::start(&env);
     let b = Server::start(&env);
     let tmp = tempfile::tempdir().unwrap();
-    let Some(mut app) = App::start("4", &a.base, &tmp.path().join("steps.jsonl")) else {
+    let Some(mut app) = App::start_with(
+        "4",
+        &tmp.path().join("steps.jsonl"),
+        &[("INNGEST_DEV", a.base.as_str()), ("CRON_TICK", "*/2 * * * * *")],
+    ) else {
         return;
     };
     let (ca, cb) = (a.client(&a.admin), b.client(&a.admin));
@@ -926,6 +930,27 @@ async fn syncs_reach_every_node() {
         .to_string();
     let run = finished(&cb, &id).await;
     assert_eq!(run["output"]["input"], json!({ "hello": "b" }), "{run}");
+
+    // A cron trigger ticks every 2 s on both nodes; each tick starts one run.
+    let ticks = eventually("three cron runs", async || {
+        let page = cb
+            .get("/api/runs?function=conformance-app-cron-tick&status=completed")
+            .await;
+        let runs = page.json["runs"].as_array()?.clone();
+        (runs.len() >= 3).then_some(runs)
+    })
+    .await;
+    let mut at: Vec<String> = ticks
+        .iter()
+        .map(|r| {
+            assert_eq!(r["output"]["name"], "inngest/scheduled.timer", "{r}");
+            r["output"]["at"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let n = at.len();
+    at.sort();
+    at.dedup();
+    assert_eq!(at.len(), n, "one run per tick across two nodes: {ticks:?}");
 
     // A re-sync through A that keeps only `seq` drops the others on B.
     let call = format!("{}/api/inngest?fnId=conformance-app-seq&stepId=step", app.url);

@@ -142,6 +142,16 @@ impl Core {
         ids
     }
 
+    /// The registered functions with cron schedules.
+    pub fn cron_functions(&self) -> Vec<Arc<CompiledFunction>> {
+        self.registry
+            .read()
+            .values()
+            .filter(|f| !f.crons.is_empty())
+            .cloned()
+            .collect()
+    }
+
     /// The run `function` gets for `event`: keys, throttle, deadlines and `cancel_on`
     /// waits evaluated now.
     pub fn new_run(&self, function: &CompiledFunction, event: &Event, now: Timestamp) -> NewRun {
@@ -782,10 +792,11 @@ impl Engine {
         }
         let (stop, stop_rx) = watch::channel(false);
         let dispatcher = tokio::spawn(dispatcher::run(core.clone(), stop_rx.clone()));
+        let crons = tokio::spawn(crate::schedule::cron::run(core.clone(), stop_rx.clone()));
         let heartbeat = tokio::spawn(dispatcher::heartbeat(core.clone(), stop_rx));
         *self.background.lock() = Some(Background {
             stop,
-            handles: vec![dispatcher, heartbeat],
+            handles: vec![dispatcher, heartbeat, crons],
         });
         Ok(())
     }

@@ -19,6 +19,9 @@ pub const MAX_EVENT_ID_LEN: usize = 256;
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// The name of the event an invoked function receives.
 pub const INVOKED_EVENT: &str = "learnflow/function.invoked";
+/// The name of the event a cron schedule starts a run with; its data is
+/// `{cron, scheduledAt, fireAt}`.
+pub const CRON_EVENT: &str = "learnflow/scheduled.timer";
 
 /// An event as a caller sends it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -144,6 +144,10 @@ pub struct FunctionConfig {
     pub name: Option<String>,
     /// Events that start it.
     pub triggers: Vec<Trigger>,
+    /// Cron schedules that start it (5 fields, or 6 with seconds first; an optional
+    /// `TZ=Area/City ` prefix, UTC otherwise), each tick once across all nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cron: Vec<String>,
     /// Retries per step after the first attempt.
     #[serde(default = "default_retries")]
     pub retries: u32,
@@ -190,6 +194,7 @@ impl FunctionConfig {
             id: id.into(),
             name: None,
             triggers: Vec::new(),
+            cron: Vec::new(),
             retries: DEFAULT_RETRIES,
             backoff: RetryPolicy::default(),
             concurrency: Vec::new(),
@@ -299,6 +304,12 @@ impl Function {
             event: event.into(),
             if_expr: None,
         });
+        self
+    }
+
+    /// Started on a cron schedule (`"0 * * * *"`, `"TZ=Europe/Paris 0 9 * * 1-5"`).
+    pub fn on_cron(mut self, schedule: impl Into<String>) -> Self {
+        self.config.cron.push(schedule.into());
         self
     }
 
@@ -418,6 +429,51 @@ pub(crate) struct CompiledFunction {
     pub cancel_on: Vec<(String, Option<Expr>)>,
     pub idempotency: Option<Expr>,
     pub priority: Option<Expr>,
+    pub crons: Vec<CronSchedule>,
+}
+
+/// A parsed cron schedule.
+pub(crate) struct CronSchedule {
+    /// As written.
+    pub source: String,
+    cron: croner::Cron,
+    tz: chrono_tz::Tz,
+}
+
+impl CronSchedule {
+    /// Parses `"[TZ=Zone ]fields"`.
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let text = source.trim();
+        let (tz, fields) = match text.strip_prefix("TZ=").or_else(|| text.strip_prefix("CRON_TZ=")) {
+            Some(rest) => {
+                let (zone, fields) = rest
+                    .split_once(char::is_whitespace)
+                    .ok_or_else(|| format!("cron '{source}': no schedule after the time zone"))?;
+                let tz: chrono_tz::Tz = zone
+                    .parse()
+                    .map_err(|_| format!("cron '{source}': unknown time zone '{zone}'"))?;
+                (tz, fields.trim())
+            }
+            None => (chrono_tz::Tz::UTC, text),
+        };
+        let cron: croner::Cron = fields.parse().map_err(|e| format!("cron '{source}': {e}"))?;
+        Ok(CronSchedule {
+            source: source.to_string(),
+            cron,
+            tz,
+        })
+    }
+
+    /// The first tick strictly after `t`.
+    pub fn next_after(&self, t: crate::time::Timestamp) -> Option<crate::time::Timestamp> {
+        use chrono::TimeZone;
+        let at = chrono::Utc.timestamp_millis_opt(t.millis()).single()?;
+        let next = self
+            .cron
+            .find_next_occurrence(&at.with_timezone(&self.tz), false)
+            .ok()?;
+        Some(crate::time::Timestamp::from_millis(next.timestamp_millis()))
+    }
 }
 
 /// The furthest a priority moves a run, in seconds.
@@ -575,6 +631,10 @@ impl CompiledFunction {
             Some(src) => Some(parse_field(id, "idempotency", src, &["event"])?),
             None => None,
         };
+        let mut crons = Vec::new();
+        for (i, src) in c.cron.iter().enumerate() {
+            crons.push(CronSchedule::parse(src).map_err(|e| invalid(id, format!("cron[{i}]: {e}")))?);
+        }
         let priority = match &c.priority {
             Some(src) => Some(parse_field(id, "priority", src, &["event"])?),
             None => None,
@@ -590,6 +650,7 @@ impl CompiledFunction {
             cancel_on,
             idempotency,
             priority,
+            crons,
         })
     }
 
@@ -625,5 +686,39 @@ impl CompiledFunction {
                     .as_ref()
                     .is_none_or(|e| e.matches(&Scope::new().with("event", event_value)))
         })
+    }
+}
+
+#[cfg(test)]
+mod cron_tests {
+    use super::CronSchedule;
+    use crate::time::Timestamp;
+
+    #[test]
+    fn cron_schedules_tick_in_their_time_zone() {
+        // 2027-01-15T08:00:00Z, a Friday.
+        let t0 = Timestamp::from_millis(1_800_000_000_000);
+        let utc = CronSchedule::parse("0 9 * * *").unwrap();
+        assert_eq!(
+            utc.next_after(t0).unwrap().to_rfc3339(),
+            "2027-01-15T09:00:00.000Z"
+        );
+        // 09:00 in Paris is 08:00 UTC in January: strictly after t0, so the next day.
+        let paris = CronSchedule::parse("TZ=Europe/Paris 0 9 * * *").unwrap();
+        assert_eq!(
+            paris.next_after(t0).unwrap().to_rfc3339(),
+            "2027-01-16T08:00:00.000Z"
+        );
+        let seconds = CronSchedule::parse("*/2 * * * * *").unwrap();
+        assert_eq!(
+            seconds.next_after(t0).unwrap().to_rfc3339(),
+            "2027-01-15T08:00:02.000Z"
+        );
+        assert!(CronSchedule::parse("TZ=Mars/Olympus 0 9 * * *")
+            .err()
+            .unwrap()
+            .contains("time zone"));
+        assert!(CronSchedule::parse("61 * * * *").is_err());
+        assert!(CronSchedule::parse("TZ=UTC").is_err());
     }
 }

@@ -55,7 +55,7 @@ pub struct Trigger {
     /// CEL filter over `event`.
     #[serde(default)]
     pub expression: Option<String>,
-    /// Cron schedule (not supported yet).
+    /// Cron schedule (`TZ=Zone ` prefix allowed).
     #[serde(default)]
     pub cron: Option<String>,
 }
@@ -201,9 +201,11 @@ impl FunctionConfig {
                         None => f.on_event(e.clone()),
                     };
                 }
-                (None, Some(c)) => problems.push(format!(
-                    "function '{id}': cron trigger '{c}' is not supported yet"
-                )),
+                (None, Some(c)) => {
+                    // Checked by the engine at registration (a bad one fails the sync).
+                    events.push(crate::exec::SDK_CRON_EVENT.to_string());
+                    f = f.on_cron(c.clone());
+                }
                 (None, None) => {
                     problems.push(format!("function '{id}': a trigger with neither event nor cron"))
                 }
@@ -341,7 +343,7 @@ impl FunctionConfig {
             }
         }
         if events.is_empty() && problems.is_empty() {
-            problems.push(format!("function '{id}' has no event trigger"));
+            problems.push(format!("function '{id}' has no event or cron trigger"));
         }
         if !problems.is_empty() {
             return Err(problems);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use learnflow_engine::event::INVOKED_EVENT;
+use learnflow_engine::event::{CRON_EVENT, INVOKED_EVENT};
 use learnflow_engine::{Ctx, EventInput, Failure};
 use serde_json::{json, Map, Value};
 
@@ -30,6 +30,9 @@ pub fn signal_event(signal: &str) -> String {
 fn signal_memo(event_data: &Value) -> Value {
     json!({ "signal": event_data["signal"], "data": event_data["data"] })
 }
+
+/// The event name SDK apps expect on cron runs.
+pub const SDK_CRON_EVENT: &str = "inngest/scheduled.timer";
 
 /// The event name SDK apps expect on invoked runs.
 pub const SDK_INVOKED_EVENT: &str = "inngest/function.invoked";
@@ -185,10 +188,10 @@ fn parse_op(v: &Value) -> Result<Op, Failure> {
 /// The run's event as the SDK expects it.
 fn sdk_event(ctx: &Ctx) -> Value {
     let e = ctx.event();
-    let name = if e.name == INVOKED_EVENT {
-        SDK_INVOKED_EVENT
-    } else {
-        e.name.as_str()
+    let name = match e.name.as_str() {
+        INVOKED_EVENT => SDK_INVOKED_EVENT,
+        CRON_EVENT => SDK_CRON_EVENT,
+        other => other,
     };
     json!({
         "name": name,

@@ -2,6 +2,7 @@
 //! steps, and the throttle on run starts.
 
 pub mod concurrency;
+pub(crate) mod cron;
 pub(crate) mod dispatcher;
 pub(crate) mod shared_slots;
 pub mod throttle;

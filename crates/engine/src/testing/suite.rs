@@ -1106,6 +1106,86 @@ pub async fn debounce_starts_one_run_with_the_last_event(store: Arc<dyn Store>) 
     assert_eq!(h.finished(&other.runs[0]).await.run.output, Some(json!(9)));
 }
 
+pub async fn cron_ticks_start_one_run_each_across_nodes(store: Arc<dyn Store>) {
+    let h = Harness::start(store.clone()).await;
+    // A second node on the same store and clock: both see every tick.
+    let other = Harness::start_with(store, h.clock.clone(), EngineConfig::default()).await;
+    let ticked = || {
+        Function::new("every-minute")
+            .on_cron("* * * * *")
+            .handler(|ctx: Ctx| async move {
+                let e = ctx.event().clone();
+                ctx.run("tick", || {
+                    let e = e.clone();
+                    async move {
+                        Ok(json!({ "name": e.name, "at": e.data["scheduledAt"], "cron": e.data["cron"] }))
+                    }
+                })
+                .await
+            })
+    };
+    h.engine.register(ticked()).unwrap();
+    other.engine.register(ticked()).unwrap();
+    let runs = |h: &Harness| {
+        let engine = h.engine.clone();
+        async move {
+            engine
+                .list_runs(&RunFilter {
+                    function_id: Some("every-minute".into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .runs
+        }
+    };
+    settle().await;
+    assert!(runs(&h).await.is_empty(), "no tick yet");
+    h.advance(Duration::from_secs(60));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while runs(&h).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the tick started no run");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first = runs(&h).await[0].id.clone();
+    let done = h.finished(&first).await;
+    let at = T0.plus(Duration::from_secs(60)).to_rfc3339();
+    assert_eq!(
+        done.run.output,
+        Some(json!({ "name": crate::event::CRON_EVENT, "at": at, "cron": "* * * * *" }))
+    );
+    settle().await;
+    assert_eq!(runs(&h).await.len(), 1, "one run per tick, however many nodes");
+    // Two ticks passed while the nodes were behind: only the latest starts a run.
+    h.advance(Duration::from_secs(120));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while runs(&h).await.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second tick started no run"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let latest = runs(&h).await[0].id.clone();
+    let done = h.finished(&latest).await;
+    assert_eq!(
+        done.run.output.unwrap()["at"],
+        T0.plus(Duration::from_secs(180)).to_rfc3339()
+    );
+    settle().await;
+    assert_eq!(runs(&h).await.len(), 2);
+    let err = h
+        .engine
+        .register(
+            Function::new("bad-cron")
+                .on_cron("every tuesday")
+                .handler(|_ctx: Ctx| async move { Ok(()) }),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("cron[0]"), "{err}");
+    other.engine.shutdown().await;
+}
+
 pub async fn rate_limit_skips_runs_over_the_limit(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
