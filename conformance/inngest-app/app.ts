@@ -257,10 +257,15 @@ const cronTick = fn("cron-tick", { retries: 0 }, { cron: process.env.CRON_TICK ?
   step.run("tick", () => ({ name: event.name, at: (event.data as any)?.scheduledAt ?? null })),
 );
 
+// A wildcard trigger: every event named test/wild.<anything>.
+const wildcard = fn("wildcard", { retries: 0 }, { event: "test/wild.*" }, async ({ event, step }) =>
+  step.run("echo", () => event.name),
+);
+
 const functions = [
   seq, parallel, loop, sleepy, waiter, child, parent,
   nonRetriable, retryAfter, stepFails, perUser, processDocument, benchSeq, benchPar,
-  fetcher, inferer, signalWaiter, signalSender, rateLimited, debounced, cronTick,
+  fetcher, inferer, signalWaiter, signalSender, rateLimited, debounced, cronTick, wildcard,
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -221,7 +221,7 @@ async fn conformance(sdk: &str) {
     };
     let c = server.client(&server.admin);
 
-    // Sync: the app's twenty-one functions (and one onFailure handler) become engine
+    // Sync: the app's twenty-two functions (and one onFailure handler) become engine
     // functions.
     let synced = app.sync(&c).await;
     assert_eq!(synced.json["appName"], "conformance-app");
@@ -235,7 +235,7 @@ async fn conformance(sdk: &str) {
     );
     assert_eq!(
         synced.json["functions"].as_array().unwrap().len(),
-        22,
+        23,
         "{}",
         synced.text
     );
@@ -542,6 +542,10 @@ async fn conformance(sdk: &str) {
         let runs = c.get(&format!("/api/runs?event={skipped}")).await;
         assert_eq!(runs.json["runs"], json!([]), "{}", runs.text);
     }
+
+    // A wildcard trigger.
+    let w = send(&server, json!({ "name": "test/wild.card" })).await;
+    assert_eq!(finished(&c, &w[0]).await["output"], json!("test/wild.card"));
 
     // debounce: a burst of events starts one run, a second after the last, with it.
     let mut burst = Vec::new();

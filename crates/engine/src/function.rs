@@ -26,7 +26,8 @@ pub const MAX_FUNCTION_ID_LEN: usize = 128;
 /// What starts a function.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trigger {
-    /// The event name.
+    /// The event name; one ending in `*` matches every name with that prefix
+    /// (`app/user.*` matches `app/user.created`).
     pub event: String,
     /// Optional filter over the event (`event.data.size > 10`).
     #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
@@ -494,6 +495,14 @@ fn invalid(id: &str, reason: impl Into<String>) -> EngineError {
     }
 }
 
+/// Whether trigger `pattern` (a name, or a prefix ending in `*`) covers `name`.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
 fn check_event_name(id: &str, what: &str, name: &str) -> Result<(), EngineError> {
     if name.trim().is_empty() {
         return Err(invalid(id, format!("{what} event name must not be empty")));
@@ -540,6 +549,15 @@ impl CompiledFunction {
         let mut triggers = Vec::new();
         for (i, t) in c.triggers.iter().enumerate() {
             check_event_name(id, "trigger", &t.event)?;
+            if t.event.trim() == "*" || t.event.trim_end_matches('*').contains('*') {
+                return Err(invalid(
+                    id,
+                    format!(
+                        "trigger '{}': '*' may only end a name that has a prefix before it",
+                        t.event
+                    ),
+                ));
+            }
             let expr = match &t.if_expr {
                 Some(src) => Some(parse_field(id, &format!("triggers[{i}].if"), src, &["event"])?),
                 None => None,
@@ -681,7 +699,7 @@ impl CompiledFunction {
     /// Whether `event` starts this function.
     pub fn is_triggered_by(&self, event: &Event, event_value: &Value) -> bool {
         self.triggers.iter().any(|(name, cond)| {
-            name == &event.name
+            name_matches(name, &event.name)
                 && cond
                     .as_ref()
                     .is_none_or(|e| e.matches(&Scope::new().with("event", event_value)))

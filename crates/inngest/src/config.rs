@@ -185,9 +185,6 @@ impl FunctionConfig {
         let mut limited = false;
         for t in &self.triggers {
             match (&t.event, &t.cron) {
-                (Some(e), _) if e.ends_with('*') => problems.push(format!(
-                    "function '{id}': wildcard trigger '{e}' is not supported yet"
-                )),
                 (Some(e), _) => {
                     events.push(e.clone());
                     f = match &t.expression {

@@ -1308,6 +1308,26 @@ pub async fn one_event_starts_every_function_it_matches(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(r.runs.is_empty() && !r.duplicate);
+    // A trigger ending in `*` matches every name with that prefix.
+    h.engine
+        .register(Function::new("any-user-event").on_event("user.*").handler(noop))
+        .unwrap();
+    for (name, starts) in [
+        ("user.created", 1),
+        ("user.", 1),
+        ("users.created", 0),
+        ("user", 0),
+    ] {
+        let r = h.engine.send(EventInput::new(name, json!({}))).await.unwrap();
+        assert_eq!(r.runs.len(), starts, "{name}");
+    }
+    for bad in ["*", "a*b*", "*.created"] {
+        let err = h
+            .engine
+            .register(Function::new("bad-wildcard").on_event(bad).handler(noop))
+            .unwrap_err();
+        assert!(err.to_string().contains("'*'"), "{bad}: {err}");
+    }
 }
 
 pub async fn idempotency_key_allows_one_run_per_key(store: Arc<dyn Store>) {
@@ -2015,7 +2035,11 @@ pub async fn a_step_that_changes_kind_fails_with_non_determinism(store: Arc<dyn 
     let run = send(&h, "t.morph", json!({})).await;
     h.wait_status(&run, RunStatus::Sleeping).await;
     h.advance(HOUR);
-    h.wait_until(&run, "past step x", |d| d.steps.len() == 3).await;
+    // Past step x and suspended again (so the next hour replays the code).
+    h.wait_until(&run, "past step x", |d| {
+        d.steps.len() == 3 && d.run.status == RunStatus::Sleeping
+    })
+    .await;
     variant.store(true, SeqCst);
     h.advance(HOUR);
     let d = h.finished(&run).await;
