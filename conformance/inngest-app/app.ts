@@ -43,6 +43,7 @@ type Opts = {
   retries?: number;
   rateLimit?: { limit: number; period: string; key?: string };
   debounce?: { period: string; key?: string; timeout?: string };
+  singleton?: { key?: string; mode: "skip" | "cancel" };
   concurrency?: { limit: number; key?: string }[];
   onFailure?: (ctx: any) => Promise<unknown>;
 };
@@ -262,10 +263,21 @@ const wildcard = fn("wildcard", { retries: 0 }, { event: "test/wild.*" }, async 
   step.run("echo", () => event.name),
 );
 
+// singleton: while a run for a user is active, further events for that user start nothing.
+const single = fn(
+  "singleton",
+  { retries: 0, singleton: { key: "event.data.userId", mode: "skip" } },
+  { event: "test/single" },
+  async ({ event, step }) => {
+    await step.sleep("hold", "1s");
+    return step.run("done", () => event.data.n);
+  },
+);
+
 const functions = [
   seq, parallel, loop, sleepy, waiter, child, parent,
   nonRetriable, retryAfter, stepFails, perUser, processDocument, benchSeq, benchPar,
-  fetcher, inferer, signalWaiter, signalSender, rateLimited, debounced, cronTick, wildcard,
+  fetcher, inferer, signalWaiter, signalSender, rateLimited, debounced, cronTick, wildcard, single,
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -221,7 +221,7 @@ async fn conformance(sdk: &str) {
     };
     let c = server.client(&server.admin);
 
-    // Sync: the app's twenty-two functions (and one onFailure handler) become engine
+    // Sync: the app's twenty-three functions (and one onFailure handler) become engine
     // functions.
     let synced = app.sync(&c).await;
     assert_eq!(synced.json["appName"], "conformance-app");
@@ -235,7 +235,7 @@ async fn conformance(sdk: &str) {
     );
     assert_eq!(
         synced.json["functions"].as_array().unwrap().len(),
-        23,
+        24,
         "{}",
         synced.text
     );
@@ -542,6 +542,21 @@ async fn conformance(sdk: &str) {
         let runs = c.get(&format!("/api/runs?event={skipped}")).await;
         assert_eq!(runs.json["runs"], json!([]), "{}", runs.text);
     }
+
+    // singleton (skip): a second event while the first run is active starts nothing.
+    let s1 = send(
+        &server,
+        json!({ "name": "test/single", "data": { "userId": "ann", "n": 1 } }),
+    )
+    .await;
+    let s2 = send(
+        &server,
+        json!({ "name": "test/single", "data": { "userId": "ann", "n": 2 } }),
+    )
+    .await;
+    assert_eq!(finished(&c, &s1[0]).await["output"], json!(1));
+    let runs = c.get(&format!("/api/runs?event={}", s2[0])).await;
+    assert_eq!(runs.json["runs"], json!([]), "{}", runs.text);
 
     // A wildcard trigger.
     let w = send(&server, json!({ "name": "test/wild.card" })).await;

@@ -190,6 +190,15 @@ impl Core {
             period_ms: duration_millis(d.period),
             timeout_ms: d.timeout.map(duration_millis),
         });
+        run.singleton = function.singleton.as_ref().map(|(mode, key)| {
+            (
+                format!(
+                    "{fid}\u{1f}{}",
+                    key.as_ref().map(|k| k.key(&scope)).unwrap_or_default()
+                ),
+                *mode == crate::function::SingletonMode::Cancel,
+            )
+        });
         if let Some(d) = &run.debounce {
             run.available_at = now.plus(Duration::from_millis(d.period_ms.max(0) as u64));
         }
@@ -285,7 +294,7 @@ impl Core {
         self.deliver_parent(parent);
     }
 
-    async fn cancel_run(&self, id: &RunId, reason: ErrorInfo) -> Result<(), EngineError> {
+    pub(crate) async fn cancel_run(&self, id: &RunId, reason: ErrorInfo) -> Result<(), EngineError> {
         match self.store.cancel_run(id, &reason, self.clock.now()).await? {
             CancelResult::NotFound => Err(EngineError::RunNotFound(id.to_string())),
             CancelResult::AlreadyEnded(status) => Err(EngineError::InvalidRunState {
@@ -360,6 +369,16 @@ impl Core {
                 started = true;
                 let f = function_of.get(id).map(String::as_str).unwrap_or_default();
                 core.publish(id, f, UpdateKind::Queued);
+            }
+            for old in &out.superseded {
+                let reason = ErrorInfo::new(
+                    "Cancelled",
+                    format!("replaced by a run for event {} (singleton)", out.event_id),
+                );
+                match core.cancel_run(old, reason).await {
+                    Ok(()) | Err(EngineError::InvalidRunState { .. }) | Err(EngineError::RunNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
             let mut resumed = Vec::new();
             if !out.waits.is_empty() {

@@ -88,6 +88,28 @@ pub struct Debounce {
     pub timeout: Option<Duration>,
 }
 
+/// Singleton: at most one run of the function (per `key` value) at a time. A new
+/// event either starts nothing while one runs (`Skip`) or cancels the running one and
+/// starts (`Cancel`). Invoked runs are exempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Singleton {
+    /// Expression over `event` partitioning it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// What a new event does while a run is active.
+    pub mode: SingletonMode,
+}
+
+/// See [`Singleton`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SingletonMode {
+    /// The new event starts no run.
+    Skip,
+    /// The active run is cancelled and the new one starts.
+    Cancel,
+}
+
 /// A rate limit on run starts: at most `limit` runs start per `period` (GCRA with a
 /// burst of `limit`: after a quiet spell `limit` may start at once, then they come
 /// back at one per `period / limit`). Events over the limit start no run: the run is
@@ -167,6 +189,9 @@ pub struct FunctionConfig {
     /// Debounce of run starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debounce: Option<Debounce>,
+    /// One run at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub singleton: Option<Singleton>,
     /// Events that cancel a run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cancel_on: Vec<CancelOn>,
@@ -202,6 +227,7 @@ impl FunctionConfig {
             throttle: None,
             rate_limit: None,
             debounce: None,
+            singleton: None,
             cancel_on: Vec::new(),
             timeouts: Timeouts::default(),
             idempotency: None,
@@ -377,6 +403,15 @@ impl Function {
         self
     }
 
+    /// Makes the function a singleton (per `key` value).
+    pub fn singleton(mut self, key: Option<&str>, mode: SingletonMode) -> Self {
+        self.config.singleton = Some(Singleton {
+            key: key.map(str::to_string),
+            mode,
+        });
+        self
+    }
+
     /// Cancels runs when `event` arrives and `if_expr` matches.
     pub fn cancel_on(mut self, event: impl Into<String>, if_expr: Option<&str>) -> Self {
         self.config.cancel_on.push(CancelOn {
@@ -427,6 +462,7 @@ pub(crate) struct CompiledFunction {
     pub throttle: Option<(Throttle, Option<Expr>)>,
     pub rate_limit: Option<(RateLimit, Option<Expr>)>,
     pub debounce: Option<(Debounce, Option<Expr>)>,
+    pub singleton: Option<(SingletonMode, Option<Expr>)>,
     pub cancel_on: Vec<(String, Option<Expr>)>,
     pub idempotency: Option<Expr>,
     pub priority: Option<Expr>,
@@ -649,6 +685,16 @@ impl CompiledFunction {
             Some(src) => Some(parse_field(id, "idempotency", src, &["event"])?),
             None => None,
         };
+        let singleton = match &c.singleton {
+            Some(s) => {
+                let key = match &s.key {
+                    Some(src) => Some(parse_field(id, "singleton.key", src, &["event"])?),
+                    None => None,
+                };
+                Some((s.mode, key))
+            }
+            None => None,
+        };
         let mut crons = Vec::new();
         for (i, src) in c.cron.iter().enumerate() {
             crons.push(CronSchedule::parse(src).map_err(|e| invalid(id, format!("cron[{i}]: {e}")))?);
@@ -665,6 +711,7 @@ impl CompiledFunction {
             throttle,
             rate_limit,
             debounce,
+            singleton,
             cancel_on,
             idempotency,
             priority,

@@ -333,7 +333,25 @@ impl FunctionConfig {
                         )),
                     }
                 }
-                "batchEvents" | "singleton" => problems.push(format!(
+                "singleton" => {
+                    let key = value["key"].as_str();
+                    if let Some(Err(p)) = key.map(|k| check_expr("singleton key", k)) {
+                        problems.push(format!("function '{id}': {p}"));
+                        continue;
+                    }
+                    let mode = match value["mode"].as_str() {
+                        Some("skip") => learnflow_engine::function::SingletonMode::Skip,
+                        Some("cancel") => learnflow_engine::function::SingletonMode::Cancel,
+                        _ => {
+                            problems.push(format!(
+                                "function '{id}': bad singleton {value} (mode skip or cancel)"
+                            ));
+                            continue;
+                        }
+                    };
+                    f = f.singleton(key, mode);
+                }
+                "batchEvents" => problems.push(format!(
                     "function '{id}': option '{key}' is not supported by LearnFlow yet"
                 )),
                 _ => problems.push(format!("function '{id}': unknown option '{key}'")),
@@ -424,6 +442,19 @@ mod tests {
             .plan()
             .unwrap_err();
         assert!(err[0].contains("priority"), "{err:?}");
+        let (_, def) = config(serde_json::json!({"singleton": {"key": "event.data.u", "mode": "cancel"}}))
+            .plan()
+            .unwrap();
+        let s = def
+            .handler(|_ctx| async { Ok(()) })
+            .config
+            .singleton
+            .expect("singleton maps");
+        assert_eq!(s.mode, learnflow_engine::function::SingletonMode::Cancel);
+        let err = config(serde_json::json!({"singleton": {"mode": "queue"}}))
+            .plan()
+            .unwrap_err();
+        assert!(err[0].contains("bad singleton"), "{err:?}");
         let err = config(serde_json::json!({"rateLimit": {"limit": 1, "period": "2d"}}))
             .plan()
             .unwrap_err();

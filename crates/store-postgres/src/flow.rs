@@ -95,6 +95,28 @@ pub(crate) fn start_debounce(
     Ok(())
 }
 
+/// The singleton key's run if it has not ended (under the key's lock).
+pub(crate) fn active_singleton(tx: &mut Tx<'_>, key: &str) -> Result<Option<String>, Fail> {
+    advisory_lock(tx, lock::THROTTLE, &format!("singleton\u{1f}{key}"))?;
+    tx.query_opt(
+        "SELECT r.id FROM singleton s JOIN runs r ON r.seq = s.run_seq
+         WHERE s.key = $1 AND r.status NOT IN ('completed', 'failed', 'cancelled')",
+        &[&key],
+    )?
+    .map(|r| col::<String>(&r, 0))
+    .transpose()
+}
+
+/// Makes `run_seq` the singleton key's run (its lock taken by [`active_singleton`]).
+pub(crate) fn set_singleton(tx: &mut Tx<'_>, key: &str, run_seq: i64) -> Result<(), Fail> {
+    tx.execute(
+        "INSERT INTO singleton (key, run_seq) VALUES ($1, $2)
+         ON CONFLICT (key) DO UPDATE SET run_seq = EXCLUDED.run_seq",
+        &[&key, &run_seq],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn throttle_tat(tx: &mut Tx<'_>, key: &str) -> Result<Option<Timestamp>, Fail> {
     tx.query_opt("SELECT tat FROM throttle WHERE key = $1", &[&key])?
         .map(|r| col::<i64>(&r, 0).map(Timestamp::from_millis))

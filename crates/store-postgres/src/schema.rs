@@ -160,6 +160,13 @@ CREATE TABLE debounce (
     first_at BIGINT NOT NULL
 );
 "#,
+    // 3: singleton functions: each key's latest run.
+    r#"
+CREATE TABLE singleton (
+    key     TEXT   PRIMARY KEY,
+    run_seq BIGINT NOT NULL
+);
+"#,
 ];
 
 /// The engine's schema version this binary writes.

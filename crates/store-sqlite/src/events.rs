@@ -30,17 +30,32 @@ pub(crate) fn append_events(
                 created: Vec::new(),
                 skipped: Vec::new(),
                 waits: Vec::new(),
+                superseded: Vec::new(),
             });
             continue;
         }
         let event_seq = insert_event(conn, &event, now)?;
         let mut created = Vec::new();
         let mut skipped = Vec::new();
+        let mut superseded = Vec::new();
         for run in runs {
             if let Some(d) = &run.debounce {
                 if let Some(waiting) = crate::flow::fold_debounce(conn, d, event_seq, now)? {
                     skipped.push(debounced(&run, &waiting));
                     continue;
+                }
+            }
+            let mut replaces = None;
+            if let Some((key, cancel)) = &run.singleton {
+                if let Some(active) = crate::flow::active_singleton(conn, key)? {
+                    if !cancel {
+                        skipped.push(SkippedRun {
+                            function_id: run.function_id.clone(),
+                            reason: format!("singleton: run {active} is still active"),
+                        });
+                        continue;
+                    }
+                    replaces = Some(active);
                 }
             }
             let rate = match &run.rate_limit {
@@ -76,6 +91,10 @@ pub(crate) fn append_events(
             if let Some(d) = &run.debounce {
                 crate::flow::start_debounce(conn, d, seq, now)?;
             }
+            if let Some((key, _)) = &run.singleton {
+                crate::flow::set_singleton(conn, key, seq)?;
+                superseded.extend(replaces.map(|id| RunId::from(id.as_str())));
+            }
             created.push(run.id.clone());
         }
         let waits = wait_candidates(conn, &event.name, event_seq)?;
@@ -85,6 +104,7 @@ pub(crate) fn append_events(
             created,
             skipped,
             waits,
+            superseded,
         });
     }
     Ok(out)

@@ -93,6 +93,27 @@ pub(crate) fn start_debounce(
     Ok(())
 }
 
+/// The singleton key's run if it has not ended.
+pub(crate) fn active_singleton(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached(
+        "SELECT r.id FROM singleton s JOIN runs r ON r.seq = s.run_seq
+         WHERE s.key = ?1 AND r.status NOT IN ('completed', 'failed', 'cancelled')",
+    )
+    .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+    .map_err(map_err)
+}
+
+/// Makes `run_seq` the singleton key's run.
+pub(crate) fn set_singleton(conn: &Connection, key: &str, run_seq: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO singleton (key, run_seq) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET run_seq = excluded.run_seq",
+    )
+    .and_then(|mut s| s.execute(params![key, run_seq]))
+    .map_err(map_err)?;
+    Ok(())
+}
+
 pub(crate) fn throttle_tat(conn: &Connection, key: &str) -> Result<Option<Timestamp>, StoreError> {
     conn.prepare_cached("SELECT tat FROM throttle WHERE key = ?1")
         .and_then(|mut s| s.query_row([key], |r| r.get::<_, i64>(0)).optional())

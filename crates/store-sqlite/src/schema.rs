@@ -112,6 +112,13 @@ CREATE TABLE debounce (
     first_at INTEGER NOT NULL
 );
 "#,
+    // 4: singleton functions: each key's latest run.
+    r#"
+CREATE TABLE singleton (
+    key     TEXT    PRIMARY KEY,
+    run_seq INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this binary writes.

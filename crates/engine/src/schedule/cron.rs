@@ -100,6 +100,13 @@ async fn fire(
         .await?;
     let mut started = false;
     for out in outcomes {
+        for old in &out.superseded {
+            let reason =
+                crate::failure::ErrorInfo::new("Cancelled", "replaced by the next cron tick (singleton)");
+            if let Err(e) = core.cancel_run(old, reason).await {
+                tracing::debug!(run = %old, "could not cancel a replaced singleton run: {e}");
+            }
+        }
         for id in &out.created {
             started = true;
             tracing::debug!(function = %fid, run = %id, tick = %at, "cron tick");

@@ -49,6 +49,9 @@ pub struct AppendOutcome {
     pub skipped: Vec<SkippedRun>,
     /// Waits registered for this event name (empty for duplicates).
     pub waits: Vec<WaitCandidate>,
+    /// Active runs of singleton functions this event replaces: the engine cancels
+    /// them.
+    pub superseded: Vec<RunId>,
 }
 
 /// Events.

@@ -27,6 +27,9 @@ pub struct NewRun {
     /// Debounce: fold the event into this key's waiting run, if there is one. Only
     /// for runs started by events.
     pub debounce: Option<DebounceReservation>,
+    /// Singleton key and whether a new event cancels the active run (else it is
+    /// skipped). Only for runs started by events.
+    pub singleton: Option<(String, bool)>,
     /// Idempotency key (function id plus key value).
     pub idempotency_key: Option<String>,
     /// Cancel if not started by then.
@@ -53,6 +56,7 @@ impl NewRun {
             throttle: None,
             rate_limit: None,
             debounce: None,
+            singleton: None,
             idempotency_key: None,
             start_deadline: None,
             finish_timeout_ms: None,

@@ -1186,6 +1186,63 @@ pub async fn cron_ticks_start_one_run_each_across_nodes(store: Arc<dyn Store>) {
     other.engine.shutdown().await;
 }
 
+pub async fn singleton_skips_or_replaces_the_active_run(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    h.engine
+        .register(
+            Function::new("solo")
+                .on_event("t.solo")
+                .singleton(Some("event.data.k"), crate::function::SingletonMode::Skip)
+                .handler(|ctx: Ctx| async move { ctx.sleep("nap", HOUR).await }),
+        )
+        .unwrap();
+    h.engine
+        .register(
+            Function::new("latest")
+                .on_event("t.latest")
+                .singleton(None, crate::function::SingletonMode::Cancel)
+                .handler(|ctx: Ctx| async move { ctx.sleep("nap", HOUR).await }),
+        )
+        .unwrap();
+    let first = send(&h, "t.solo", json!({ "k": "a" })).await;
+    h.wait_status(&first, RunStatus::Sleeping).await;
+    let again = h
+        .engine
+        .send(EventInput::new("t.solo", json!({ "k": "a" })))
+        .await
+        .unwrap();
+    assert!(again.runs.is_empty(), "{again:?}");
+    assert!(
+        again.skipped[0]
+            .reason
+            .contains(&format!("singleton: run {first}")),
+        "{:?}",
+        again.skipped
+    );
+    let other_key = send(&h, "t.solo", json!({ "k": "b" })).await;
+    h.wait_status(&other_key, RunStatus::Sleeping).await;
+    h.advance(HOUR);
+    h.finished(&first).await;
+    h.finished(&other_key).await;
+    // Once it ended, the next event starts a run again.
+    let next = send(&h, "t.solo", json!({ "k": "a" })).await;
+    assert_ne!(next, first);
+    // Cancel mode: the new event's run replaces the active one.
+    let old = send(&h, "t.latest", json!({})).await;
+    h.wait_status(&old, RunStatus::Sleeping).await;
+    let new = send(&h, "t.latest", json!({})).await;
+    let d = h.finished(&old).await;
+    assert_eq!(d.run.status, RunStatus::Cancelled);
+    assert!(
+        d.run.error.unwrap().message.contains("singleton"),
+        "the reason names the singleton"
+    );
+    assert_eq!(
+        h.wait_status(&new, RunStatus::Sleeping).await.run.status,
+        RunStatus::Sleeping
+    );
+}
+
 pub async fn rate_limit_skips_runs_over_the_limit(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
