@@ -212,13 +212,14 @@ impl Core {
         run.cancel_waits = function
             .cancel_on
             .iter()
-            .map(|(name, expr)| NewWait {
+            .zip(&function.config.cancel_on)
+            .map(|((name, expr), co)| NewWait {
                 id: new_ulid(),
                 run_id: id.clone(),
                 step_id: None,
                 event_name: name.clone(),
                 expr: expr.as_ref().map(|e| e.source().to_string()),
-                expires_at: None,
+                expires_at: co.timeout.map(|t| now.plus(t)),
             })
             .collect();
         run
@@ -421,6 +422,10 @@ impl Core {
             },
         };
         if !matched {
+            return Ok(None);
+        }
+        // A cancel_on window that has closed.
+        if cand.wait.step_id.is_none() && cand.wait.expires_at.is_some_and(|t| t < self.clock.now()) {
             return Ok(None);
         }
         match &cand.wait.step_id {

@@ -134,6 +134,13 @@ pub struct CancelOn {
     /// Match over `event` (the run's event) and `async` (the incoming one).
     #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
     pub if_expr: Option<String>,
+    /// Only events arriving within this long of the run's creation cancel it.
+    #[serde(
+        default,
+        with = "crate::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
 }
 
 /// Run timeouts: cancel a run not started within `start` of being queued, or not
@@ -417,6 +424,23 @@ impl Function {
         self.config.cancel_on.push(CancelOn {
             event: event.into(),
             if_expr: if_expr.map(str::to_string),
+            timeout: None,
+        });
+        self
+    }
+
+    /// Like [`Function::cancel_on`], for events arriving within `timeout` of the run's
+    /// creation only.
+    pub fn cancel_on_within(
+        mut self,
+        event: impl Into<String>,
+        if_expr: Option<&str>,
+        timeout: Duration,
+    ) -> Self {
+        self.config.cancel_on.push(CancelOn {
+            event: event.into(),
+            if_expr: if_expr.map(str::to_string),
+            timeout: Some(timeout),
         });
         self
     }

@@ -270,10 +270,20 @@ impl FunctionConfig {
                             problems.push(format!("function '{id}': a cancel without an event"));
                             continue;
                         };
-                        if c.get("timeout").is_some_and(|t| !t.is_null()) {
-                            problems.push(format!("function '{id}': cancelOn timeout is not supported yet"));
-                            continue;
-                        }
+                        let timeout = match &c["timeout"] {
+                            Value::Null => None,
+                            Value::String(t) => match parse_time(t) {
+                                Ok(t) => Some(t),
+                                Err(e) => {
+                                    problems.push(format!("function '{id}': cancelOn timeout: {e}"));
+                                    continue;
+                                }
+                            },
+                            other => {
+                                problems.push(format!("function '{id}': bad cancelOn timeout {other}"));
+                                continue;
+                            }
+                        };
                         let cond = c["if"].as_str();
                         if let Some(x) = cond {
                             if let Err(p) = check_expr("cancel condition", x) {
@@ -281,7 +291,10 @@ impl FunctionConfig {
                                 continue;
                             }
                         }
-                        f = f.cancel_on(event.to_string(), cond);
+                        f = match timeout {
+                            Some(t) => f.cancel_on_within(event.to_string(), cond, t),
+                            None => f.cancel_on(event.to_string(), cond),
+                        };
                     }
                 }
                 "timeouts" => {
@@ -415,13 +428,18 @@ mod tests {
             "concurrency": [{"limit": 2, "key": "event.data.userId"}],
             "throttle": {"limit": 10, "period": "1m"},
             "idempotency": "event.data.id",
-            "cancel": [{"event": "t/cancel", "if": "event.data.id == async.data.id"}],
+            "cancel": [{"event": "t/cancel", "if": "event.data.id == async.data.id"}, {"event": "t/stop", "timeout": "10m"}],
             "timeouts": {"finish": "1h"}
         }))
         .plan()
         .unwrap();
         assert_eq!(f.retries, 1);
         assert_eq!(f.events, vec!["t/e".to_string()]);
+        let (_, def) = config(serde_json::json!({"cancel": [{"event": "t/stop", "timeout": "10m"}]}))
+            .plan()
+            .unwrap();
+        let def = def.handler(|_ctx| async { Ok(()) });
+        assert_eq!(def.config.cancel_on[0].timeout, Some(Duration::from_secs(600)));
         let (_, def) =
             config(serde_json::json!({"rateLimit": {"limit": 3, "period": "1m", "key": "event.data.u"}}))
                 .plan()

@@ -722,6 +722,38 @@ pub async fn cancel_on_event_cancels_matching_runs(store: Arc<dyn Store>) {
     );
     h.advance(HOUR);
     assert_eq!(h.finished(&r2).await.run.status, RunStatus::Completed);
+    // A cancel_on with a timeout only listens that long.
+    h.engine
+        .register(
+            Function::new("windowed")
+                .on_event("job.started")
+                .cancel_on_within("job.stop", None, Duration::from_secs(600))
+                .handler(|ctx: Ctx| async move { ctx.sleep("wait", HOUR).await }),
+        )
+        .unwrap();
+    let early = send(&h, "job.started", json!({})).await;
+    h.wait_status(&early, RunStatus::Sleeping).await;
+    h.advance(Duration::from_secs(300));
+    h.engine
+        .send(EventInput::new("job.stop", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(h.finished(&early).await.run.status, RunStatus::Cancelled);
+    let late = send(&h, "job.started", json!({})).await;
+    h.wait_status(&late, RunStatus::Sleeping).await;
+    h.advance(Duration::from_secs(601));
+    h.engine
+        .send(EventInput::new("job.stop", json!({})))
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(
+        h.engine.get_run(&late).await.unwrap().run.status,
+        RunStatus::Sleeping,
+        "a stop after the window does not cancel"
+    );
+    h.advance(HOUR);
+    assert_eq!(h.finished(&late).await.run.status, RunStatus::Completed);
 }
 
 fn replayable(a: Arc<AtomicUsize>, fail: Arc<AtomicBool>) -> crate::function::FunctionDef {
