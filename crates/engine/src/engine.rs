@@ -232,10 +232,14 @@ impl Core {
             .concurrency
             .iter()
             .enumerate()
-            .map(|(i, (limit, key))| SlotRequest {
+            .map(|(i, (limit, key, shared))| SlotRequest {
                 key: SlotKey {
-                    function_id: function.config.id.clone(),
-                    limit_index: i,
+                    function_id: if *shared {
+                        crate::function::SHARED_POOL.to_string()
+                    } else {
+                        function.config.id.clone()
+                    },
+                    limit_index: if *shared { 0 } else { i },
                     key: key.as_ref().map(|k| k.key(&scope)),
                 },
                 limit: *limit,

@@ -43,7 +43,14 @@ pub struct ConcurrencyLimit {
     /// Expression over `event` whose value partitions the limit (`event.data.userId`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Shared by every function whose shared limit's key has the same value (so
+    /// `"'openai'"` caps calls to one provider across functions); needs a key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
+
+/// The function id of shared concurrency pools (see [`ConcurrencyLimit::shared`]).
+pub const SHARED_POOL: &str = "*shared*";
 
 /// A throttle on run starts: GCRA with emission interval `period / limit`; up to
 /// `burst` runs may start back to back after a quiet spell. Runs over the limit wait
@@ -373,6 +380,18 @@ impl Function {
         self.config.concurrency.push(ConcurrencyLimit {
             limit,
             key: key.map(str::to_string),
+            shared: false,
+        });
+        self
+    }
+
+    /// Adds a concurrency limit shared with every function whose shared limit's key
+    /// evaluates to the same value.
+    pub fn concurrency_shared(mut self, limit: u32, key: impl Into<String>) -> Self {
+        self.config.concurrency.push(ConcurrencyLimit {
+            limit,
+            key: Some(key.into()),
+            shared: true,
         });
         self
     }
@@ -482,7 +501,7 @@ pub(crate) struct CompiledFunction {
     pub config: FunctionConfig,
     pub handler: Arc<dyn Handler>,
     pub triggers: Vec<(String, Option<Expr>)>,
-    pub concurrency: Vec<(u32, Option<Expr>)>,
+    pub concurrency: Vec<(u32, Option<Expr>, bool)>,
     pub throttle: Option<(Throttle, Option<Expr>)>,
     pub rate_limit: Option<(RateLimit, Option<Expr>)>,
     pub debounce: Option<(Debounce, Option<Expr>)>,
@@ -638,7 +657,13 @@ impl CompiledFunction {
                 )?),
                 None => None,
             };
-            concurrency.push((lim.limit, expr));
+            if lim.shared && expr.is_none() {
+                return Err(invalid(
+                    id,
+                    format!("concurrency[{i}]: a shared limit needs a key"),
+                ));
+            }
+            concurrency.push((lim.limit, expr, lim.shared));
         }
         let throttle = match &c.throttle {
             Some(t) => {

@@ -222,9 +222,20 @@ impl FunctionConfig {
                     };
                     for c in list {
                         let limit = c["limit"].as_u64().unwrap_or(0);
-                        if let Some(scope) = c["scope"].as_str().filter(|s| *s != "fn") {
+                        // One LearnFlow server is one environment of one account: both
+                        // wider scopes share the limit across functions by key value.
+                        let shared = match c["scope"].as_str() {
+                            None | Some("fn") => false,
+                            Some("env" | "account") => true,
+                            Some(other) => {
+                                problems
+                                    .push(format!("function '{id}': unknown concurrency scope '{other}'"));
+                                continue;
+                            }
+                        };
+                        if shared && c["key"].as_str().is_none() {
                             problems.push(format!(
-                                "function '{id}': concurrency scope '{scope}' is not supported yet (only fn)"
+                                "function '{id}': a concurrency scope other than fn needs a key"
                             ));
                             continue;
                         }
@@ -238,7 +249,11 @@ impl FunctionConfig {
                                 continue;
                             }
                         }
-                        f = f.concurrency(u32::try_from(limit).unwrap_or(u32::MAX), key);
+                        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+                        f = match (shared, key) {
+                            (true, Some(k)) => f.concurrency_shared(limit, k),
+                            _ => f.concurrency(limit, key),
+                        };
                         limited = true;
                     }
                 }
@@ -502,10 +517,16 @@ mod tests {
         assert_eq!(err.len(), 2, "{err:?}");
         assert!(err.iter().any(|e| e.contains("batchEvents")), "{err:?}");
         assert!(err.iter().any(|e| e.contains("bad debounce")), "{err:?}");
-        let err = config(serde_json::json!({"concurrency": {"limit": 1, "scope": "account"}}))
+        let (_, def) =
+            config(serde_json::json!({"concurrency": {"limit": 1, "scope": "account", "key": "\"openai\""}}))
+                .plan()
+                .unwrap();
+        let c = &def.handler(|_ctx| async { Ok(()) }).config.concurrency[0];
+        assert!(c.shared && c.key.as_deref() == Some("\"openai\""), "{c:?}");
+        let err = config(serde_json::json!({"concurrency": {"limit": 1, "scope": "env"}}))
             .plan()
             .unwrap_err();
-        assert!(err[0].contains("scope 'account'"), "{err:?}");
+        assert!(err[0].contains("needs a key"), "{err:?}");
         let err = config(serde_json::json!({"idempotency": "event.data.id ==="}))
             .plan()
             .unwrap_err();

@@ -1275,6 +1275,63 @@ pub async fn singleton_skips_or_replaces_the_active_run(store: Arc<dyn Store>) {
     );
 }
 
+pub async fn shared_concurrency_limits_span_functions(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    let gate = Arc::new(Notify::new());
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    for id in ["calls-a", "calls-b"] {
+        let (gate, running, peak) = (gate.clone(), running.clone(), peak.clone());
+        h.engine
+            .register(
+                Function::new(id)
+                    .on_event("t.shared")
+                    .concurrency_shared(1, "event.data.p")
+                    .handler(move |ctx: Ctx| {
+                        let (gate, running, peak) = (gate.clone(), running.clone(), peak.clone());
+                        async move {
+                            ctx.run("call", || async {
+                                let now = running.fetch_add(1, SeqCst) + 1;
+                                peak.fetch_max(now, SeqCst);
+                                gate.notified().await;
+                                running.fetch_sub(1, SeqCst);
+                                Ok(())
+                            })
+                            .await
+                        }
+                    }),
+            )
+            .unwrap();
+    }
+    // One event starts both functions: one holds the shared slot, the other waits.
+    let r = h
+        .engine
+        .send(EventInput::new("t.shared", json!({ "p": "x" })))
+        .await
+        .unwrap();
+    assert_eq!(r.runs.len(), 2);
+    wait_usage(&h, (1, 1)).await;
+    let pool = h.engine.concurrency_usage()[0].key.clone();
+    assert_eq!(pool.function_id, crate::function::SHARED_POOL);
+    gate.notify_one();
+    wait_usage(&h, (1, 0)).await;
+    gate.notify_one();
+    for id in &r.runs {
+        assert_eq!(h.finished(id).await.run.status, RunStatus::Completed);
+    }
+    assert_eq!(peak.load(SeqCst), 1, "never both at once");
+    let err = h
+        .engine
+        .register(
+            Function::new("no-key")
+                .on_event("t.shared")
+                .concurrency_shared(1, "")
+                .handler(|_ctx: Ctx| async move { Ok(()) }),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("concurrency"), "{err}");
+}
+
 pub async fn rate_limit_skips_runs_over_the_limit(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
