@@ -1,11 +1,16 @@
 //! The executor side of the call protocol: an engine function whose handler drives an
 //! SDK app over HTTP, turning every op the app answers with into a durable engine step.
 //!
-//! Every call asks for a step plan (`ctx.disable_immediate_execution: true`), so the
-//! app never runs a step body during discovery: discovery calls only replay memoized
-//! results and are safe to repeat (after a crash, a sleep or a wait). Each planned
-//! step then runs in its own call inside `ctx.run`, whose result is journaled before
-//! the function goes on — a recorded step is never sent to the app again.
+//! A fresh run (nothing pending in its journal) is called in v4 checkpoint mode: the
+//! app runs its steps at once and pushes each to `/v1/checkpoint/{run}/async`, where
+//! it is journaled before the app goes on. While a step is pending (a retry waiting
+//! for its time, a sleep, a wait) and for functions with concurrency limits, calls
+//! only plan (`ctx.disable_immediate_execution: true`): discovery then replays
+//! memoized results and is safe to repeat, and each planned step runs in its own call
+//! inside `ctx.run` (holding the function's slots), whose result is journaled before
+//! the function goes on. Either way a recorded step is never sent to the app again.
+//! `step.fetch`, `step.ai.infer`, sleeps, waits for events or signals and invokes are
+//! engine steps LearnFlow performs itself.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,9 +9,11 @@
 //! same runs API and dashboard as native ones.
 //!
 //! The protocol is described in `shared/research/inngest-protocol.md`; this crate
-//! implements dev mode (no signing) with step runs, parallel steps, sleeps, waits for
-//! events, invokes, retries (`RetryAfterError`, `NonRetriableError`) and caught step
-//! failures.
+//! implements dev and cloud mode (signed calls, verified answers) with step runs,
+//! parallel steps, sleeps, waits for events and signals, invokes, `step.fetch`,
+//! `step.ai.infer`, retries (`RetryAfterError`, `NonRetriableError`, Inngest's backoff),
+//! caught step failures, v4 checkpointing, and every function option except
+//! `batchEvents`.
 
 #![warn(missing_docs)]
 
