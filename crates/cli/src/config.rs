@@ -99,6 +99,9 @@ pub struct ServerSection {
     /// The first wait before a failed step of an Inngest SDK function is tried again,
     /// doubling up to 2 h, as Inngest does (env `LEARNFLOW_INNGEST_RETRY_BASE_MS`).
     pub inngest_retry_base_ms: u64,
+    /// Most calls in flight to one Inngest app (0: no limit); more wait their turn
+    /// (env `LEARNFLOW_INNGEST_MAX_CALLS_PER_APP`).
+    pub inngest_max_calls_per_app: usize,
 }
 
 impl Default for ServerSection {
@@ -116,6 +119,7 @@ impl Default for ServerSection {
             inngest_event_keys: Vec::new(),
             inngest_check_secs: 10,
             inngest_retry_base_ms: 15_000,
+            inngest_max_calls_per_app: 0,
         }
     }
 }
@@ -360,6 +364,9 @@ impl Config {
         }
         if let Some(v) = env_parse("LEARNFLOW_INNGEST_RETRY_BASE_MS")? {
             server.inngest_retry_base_ms = v;
+        }
+        if let Some(v) = env_parse("LEARNFLOW_INNGEST_MAX_CALLS_PER_APP")? {
+            server.inngest_max_calls_per_app = v;
         }
         let mut engine = from_file.engine.unwrap_or_default();
         if let Some(v) = env_parse("LEARNFLOW_LEASE_TTL_SECS")? {

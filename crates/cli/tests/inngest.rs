@@ -204,6 +204,30 @@ async fn fake_model() -> (String, Seen) {
 
 use axum::response::IntoResponse;
 
+/// Whether two of `user`'s `agent-*` steps ran at the same time, from the steps' log.
+fn agents_overlap(log: &Path, user: &str) -> bool {
+    let mut spans: std::collections::HashMap<String, (i64, i64)> = Default::default();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let step = v["step"].as_str().unwrap_or_default();
+        if v["user"] != user || !step.starts_with("agent-") {
+            continue;
+        }
+        let t = v["t"].as_i64().unwrap();
+        let e = spans.entry(step.to_string()).or_insert((t, t));
+        if v["phase"] == "start" {
+            e.0 = t;
+        } else {
+            e.1 = t;
+        }
+    }
+    assert_eq!(spans.len(), 3, "three agents logged: {spans:?}");
+    let s: Vec<(i64, i64)> = spans.into_values().collect();
+    s.iter()
+        .enumerate()
+        .any(|(i, a)| s.iter().skip(i + 1).any(|b| a.0 < b.1 && b.0 < a.1))
+}
+
 fn millis(rfc3339: &Value) -> i64 {
     let s = rfc3339.as_str().unwrap();
     learnflow_engine::Timestamp::parse_rfc3339(s).unwrap().millis()
@@ -288,7 +312,7 @@ async fn conformance(sdk: &str) {
             { "name": "test/nonretry" },
             { "name": "test/retryafter" },
             { "name": "test/stepfail" },
-            { "name": "document.uploaded", "data": { "userId": "u1", "documentId": "d1" } },
+            { "name": "document.uploaded", "data": { "userId": "u1", "documentId": "d1", "stepMs": 300 } },
         ]),
     )
     .await;
@@ -402,6 +426,12 @@ async fn conformance(sdk: &str) {
     // no such document in the library): SDK and native functions share events.
     let native = finished_of(&c, &ids[8], Some("process-document")).await;
     assert_eq!(native["status"], "failed", "{native}");
+    // Its three agents ran at once (no limit on calls to the app here).
+    assert!(
+        agents_overlap(&log, "u1"),
+        "parallel steps overlapped: {:?}",
+        std::fs::read_to_string(&log)
+    );
     let mut names = step_names(&detail(&c, &pd).await);
     names.sort();
     assert_eq!(
@@ -807,6 +837,7 @@ async fn signed_calls_in_cloud_mode() {
         ("LEARNFLOW_INNGEST_SIGNING_KEY", SIGNING_KEY),
         ("LEARNFLOW_INNGEST_EVENT_KEYS", "ev-key-1"),
         ("LEARNFLOW_INNGEST_RETRY_BASE_MS", "200"),
+        ("LEARNFLOW_INNGEST_MAX_CALLS_PER_APP", "1"),
     ]);
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("steps.jsonl");
@@ -869,6 +900,7 @@ async fn signed_calls_in_cloud_mode() {
             { "name": "test/seq", "data": { "hello": "signed" } },
             { "name": "test/parallel" },
             { "name": "test/stepfail" },
+            { "name": "document.uploaded", "data": { "userId": "u-cloud", "documentId": "d9", "stepMs": 300 } },
         ]))
         .send()
         .await
@@ -890,6 +922,15 @@ async fn signed_calls_in_cloud_mode() {
     assert_eq!(
         finished(&c, &ids[2]).await["output"],
         json!({ "caught": "Error: kaboom" })
+    );
+    // One call at a time to the app (LEARNFLOW_INNGEST_MAX_CALLS_PER_APP=1): the
+    // document's parallel agents took their turns.
+    let pd = finished_of(&c, &ids[3], Some("conformance-app-process-document")).await;
+    assert_eq!(pd["status"], "completed", "{pd}");
+    assert!(
+        !agents_overlap(&log, "u-cloud"),
+        "{:?}",
+        std::fs::read_to_string(&log)
     );
     // inngest.send() from the app uses its event key.
     let sent = http

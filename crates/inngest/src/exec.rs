@@ -53,6 +53,41 @@ pub struct CallOptions {
     pub key: Option<crate::signing::SigningKey>,
     /// Calls in flight that accept checkpoints.
     pub checkpoints: Arc<Checkpoints>,
+    /// Calls in flight per app (origin), so a burst of runs does not swamp an app
+    /// with connections: the others wait their turn here (a call never waits for
+    /// another call, so this cannot deadlock).
+    pub inflight: Inflight,
+}
+
+/// Per-origin limits on calls in flight.
+#[derive(Clone, Debug)]
+pub struct Inflight {
+    per_app: usize,
+    apps: Arc<parking_lot::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>>,
+}
+
+impl Inflight {
+    /// At most `per_app` calls at once to one origin (0: no limit).
+    pub fn new(per_app: usize) -> Self {
+        Inflight {
+            per_app,
+            apps: Default::default(),
+        }
+    }
+
+    async fn enter(&self, url: &reqwest::Url) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if self.per_app == 0 {
+            return None;
+        }
+        let origin = url.origin().ascii_serialization();
+        let sem = self
+            .apps
+            .lock()
+            .entry(origin)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_app)))
+            .clone();
+        sem.acquire_owned().await.ok()
+    }
 }
 
 /// Steps an app ran in a call and pushed to `/v1/checkpoint/{run}/async` (v4
@@ -279,6 +314,7 @@ impl Call<'_> {
             .clear()
             .extend_pairs(pairs)
             .append_pair("stepId", step_id);
+        let _turn = self.opts.inflight.enter(&url).await;
         let now = learnflow_engine::Timestamp::now_utc().millis() / 1000;
         let mut req = self
             .opts

@@ -48,6 +48,8 @@ pub struct GatewayConfig {
     /// The wait between attempts of a step that failed without a `Retry-After`; by
     /// default Inngest's own schedule ([`inngest_backoff`]).
     pub retry_backoff: learnflow_engine::RetryPolicy,
+    /// Most calls in flight to one app (0: no limit); more wait their turn.
+    pub max_calls_per_app: usize,
 }
 
 /// A schedule like Inngest's (15 s, 30 s, 1 m, 2 m, … up to 2 h), with
@@ -68,6 +70,7 @@ impl Default for GatewayConfig {
             signing_key: None,
             event_keys: Vec::new(),
             retry_backoff: inngest_backoff(Duration::from_secs(15)),
+            max_calls_per_app: 0,
         }
     }
 }
@@ -158,6 +161,7 @@ impl Gateway {
             timeout: config.call_timeout,
             key: config.signing_key.clone(),
             checkpoints: Arc::new(exec::Checkpoints::default()),
+            inflight: exec::Inflight::new(config.max_calls_per_app),
         });
         Arc::new(Gateway {
             engine,

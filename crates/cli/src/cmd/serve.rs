@@ -111,6 +111,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 retry_backoff: learnflow_inngest::inngest_backoff(Duration::from_millis(
                     s.inngest_retry_base_ms.max(1),
                 )),
+                max_calls_per_app: s.inngest_max_calls_per_app,
                 ..Default::default()
             },
             Some(Arc::new(learnflow_server::InngestApps(db.clone()))),

@@ -35,6 +35,10 @@ pub struct InngestBenchArgs {
     /// The SDK major version to use (4 or 3).
     #[arg(long, default_value = "4")]
     sdk: String,
+    /// Most calls in flight to the app (0: no limit), as `[server]
+    /// inngest_max_calls_per_app`.
+    #[arg(long, default_value_t = 0)]
+    max_calls: usize,
     /// Print one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -129,6 +133,24 @@ fn native(id: &str, event: &str) -> learnflow_engine::FunctionDef {
         })
 }
 
+/// Runs of `function` that needed more than one attempt (a call that failed).
+async fn retried_runs(engine: &Engine, function: &str) -> anyhow::Result<usize> {
+    let mut filter = RunFilter {
+        function_id: Some(function.into()),
+        limit: Some(500),
+        ..Default::default()
+    };
+    let mut retried = 0;
+    loop {
+        let page = engine.list_runs(&filter).await?;
+        retried += page.runs.iter().filter(|r| r.attempt > 0).count();
+        match page.next_cursor {
+            Some(c) => filter.before_seq = Some(c),
+            None => return Ok(retried),
+        }
+    }
+}
+
 /// Time of one run of `steps` sequential steps, and of `runs` runs of 10 steps.
 async fn workloads(
     engine: &Engine,
@@ -176,6 +198,7 @@ pub async fn run(config: &Config, args: InngestBenchArgs) -> anyhow::Result<Exit
         engine.clone(),
         learnflow_inngest::GatewayConfig {
             dev: true,
+            max_calls_per_app: args.max_calls,
             ..Default::default()
         },
     );
@@ -209,6 +232,8 @@ pub async fn run(config: &Config, args: InngestBenchArgs) -> anyhow::Result<Exit
         args.runs,
     )
     .await?;
+    let retried = retried_runs(&engine, "conformance-app-bench-par").await?
+        + retried_runs(&engine, "conformance-app-bench-seq").await?;
     engine.shutdown().await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -232,6 +257,7 @@ pub async fn run(config: &Config, args: InngestBenchArgs) -> anyhow::Result<Exit
         per_sec(native_par)
     );
     eprintln!("  {:<44} {:>12.0}", "SDK throughput, steps/s", per_sec(sdk_par));
+    eprintln!("  {:<44} {:>12}", "SDK runs retried after a failed call", retried);
     if args.json {
         println!(
             "{}",
@@ -241,6 +267,7 @@ pub async fn run(config: &Config, args: InngestBenchArgs) -> anyhow::Result<Exit
                 "native_step_overhead_us": (per_step(native_seq) * 10.0).round() / 10.0,
                 "sdk_steps_per_sec": per_sec(sdk_par).round(),
                 "native_steps_per_sec": per_sec(native_par).round(),
+                "sdk_runs_retried": retried,
                 "sequential_steps": args.steps,
                 "runs": args.runs,
                 "steps_per_run": 10,
