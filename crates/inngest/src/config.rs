@@ -150,7 +150,8 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
 
 fn check_expr(what: &str, expr: &str) -> Result<String, String> {
     // The engine's expression language is the part of CEL these filters use (field
-    // paths, literals, comparisons, && || !); anything else is refused at registration.
+    // paths, literals, comparisons, && || !, c ? a : b); anything else is refused at
+    // registration.
     learnflow_engine::expr::Expr::parse(expr, &["event", "async"])
         .map(|_| expr.to_string())
         .map_err(|e| format!("{what} '{expr}' is not supported: {e}"))
@@ -471,7 +472,12 @@ mod tests {
             .unwrap();
         let def = def.handler(|_ctx| async { Ok(()) });
         assert_eq!(def.config.priority.as_deref(), Some("event.data.boost"));
-        let err = config(serde_json::json!({"priority": {"run": "event.data.plan == 'pro' ? 60 : 0"}}))
+        // Inngest's docs write priorities with CEL's conditional.
+        let (_, def) = config(serde_json::json!({"priority": {"run": "event.data.plan == 'pro' ? 60 : 0"}}))
+            .plan()
+            .unwrap();
+        assert!(def.handler(|_ctx| async { Ok(()) }).config.priority.is_some());
+        let err = config(serde_json::json!({"priority": {"run": "event.data.n * 2"}}))
             .plan()
             .unwrap_err();
         assert!(err[0].contains("priority"), "{err:?}");

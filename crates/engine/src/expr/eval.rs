@@ -32,6 +32,13 @@ pub(super) fn eval<'v>(node: &'v Node, scope: &Scope<'v>) -> Cow<'v, Value> {
             let (left, right) = (eval(left, scope), eval(right, scope));
             Cow::Owned(Value::Bool(compare(*op, &left, &right)))
         }
+        Node::Cond(condition, then, otherwise) => {
+            if truthy(&eval(condition, scope)) {
+                eval(then, scope)
+            } else {
+                eval(otherwise, scope)
+            }
+        }
     }
 }
 

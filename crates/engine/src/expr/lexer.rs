@@ -37,6 +37,8 @@ pub(super) enum TokenKind {
     AndAnd,
     OrOr,
     Bang,
+    Question,
+    Colon,
     /// End of the source text.
     Eof,
 }
@@ -63,6 +65,8 @@ impl TokenKind {
             TokenKind::AndAnd => "&&",
             TokenKind::OrOr => "||",
             TokenKind::Bang => "!",
+            TokenKind::Question => "?",
+            TokenKind::Colon => ":",
         };
         format!("'{punct}'")
     }
@@ -120,6 +124,8 @@ impl<'s> Lexer<'s> {
             ']' => (TokenKind::RBracket, 1),
             '(' => (TokenKind::LParen, 1),
             ')' => (TokenKind::RParen, 1),
+            '?' => (TokenKind::Question, 1),
+            ':' => (TokenKind::Colon, 1),
             '=' if next == Some('=') => (TokenKind::EqEq, 2),
             '=' => return Err(self.error(column, "unexpected '=': use == to compare")),
             '!' if next == Some('=') => (TokenKind::NotEq, 2),

@@ -15,12 +15,12 @@
 //!
 //! ## Grammar
 //!
-//! Operators from loosest to tightest binding: `||`, `&&`, comparisons,
-//! unary `!`, then primaries. Whitespace (any Unicode white space) may
+//! Operators from loosest to tightest binding: the conditional `? :`
+//! (right-associative), `||`, `&&`, comparisons, unary `!`, then primaries. Whitespace (any Unicode white space) may
 //! appear between any two tokens.
 //!
 //! ```text
-//! expr       = or ;
+//! expr       = or , [ "?" , expr , ":" , expr ] ;
 //! or         = and , { "||" , and } ;
 //! and        = comparison , { "&&" , comparison } ;
 //! comparison = unary , [ compare-op , unary ] ;      (* no chaining *)
@@ -207,6 +207,11 @@ impl Expr {
                     pending.push(left);
                     pending.push(right);
                 }
+                parser::Node::Cond(condition, then, otherwise) => {
+                    pending.push(condition);
+                    pending.push(then);
+                    pending.push(otherwise);
+                }
             }
         }
         roots.sort();
@@ -315,6 +320,41 @@ mod tests {
 
     fn ev(source: &str) -> Value {
         eval_with(source, &sample())
+    }
+
+    #[test]
+    fn the_conditional_picks_a_branch() {
+        assert_eq!(ev("event.data.plan == 'pro' ? 120 : 0"), json!(120));
+        assert_eq!(ev("event.data.plan == 'free' ? 120 : 0"), json!(0));
+        // Right-associative, and looser than || and comparisons.
+        assert_eq!(
+            ev("event.data.seats > 5 ? 'big' : event.data.seats > 1 ? 'team' : 'solo'"),
+            json!("team")
+        );
+        assert_eq!(
+            ev("event.data.none || event.data.zero ? 'yes' : 'no'"),
+            json!("yes")
+        );
+        assert_eq!(
+            ev("(event.data.active ? event.data.tags : null)"),
+            json!(["a", "b"])
+        );
+        assert_eq!(
+            ev("event.data.missing ? 1 : event.data.obj"),
+            json!({"a": 1, "b": [1, 2]})
+        );
+        let e = Expr::parse("event.data.a ? 1", ROOTS).unwrap_err();
+        assert!(e.message.contains("':'"), "{e}");
+        let e = Expr::parse("event.data.a ? : 2", ROOTS).unwrap_err();
+        assert_eq!(e.column, 16, "{e}");
+        assert!(Expr::parse("1 : 2", ROOTS).is_err());
+        let deep = "event.data.a ? ".repeat(70) + "1" + &" : 0".repeat(70);
+        let e = Expr::parse(&deep, ROOTS).unwrap_err();
+        assert!(e.message.contains("nested too deeply"), "{e}");
+        assert_eq!(
+            parse("event.data.a ? async.x : 1").roots_used(),
+            ["async", "event"]
+        );
     }
 
     fn is_true(source: &str) -> bool {

@@ -1,6 +1,6 @@
 //! Recursive-descent parser producing the expression AST.
 //!
-//! Recursion only happens through `(` and `!`, and both count towards the
+//! Recursion only happens through `(`, `!` and `?`, and all count towards the
 //! nesting limit, so parsing (and later evaluating and dropping) an AST never
 //! recurses deeper than [`MAX_DEPTH`](super::MAX_DEPTH) levels. `&&` and `||`
 //! chains are kept flat (n-ary) for the same reason.
@@ -25,6 +25,8 @@ pub(super) enum Node {
     Or(Vec<Node>),
     /// `left op right`.
     Cmp(CmpOp, Box<Node>, Box<Node>),
+    /// `condition ? then : otherwise`.
+    Cond(Box<Node>, Box<Node>, Box<Node>),
 }
 
 /// A field path such as `event.data["k"][0]`.
@@ -95,7 +97,7 @@ pub(super) fn parse(source: &str, roots: &[&str]) -> Result<Node, ExprError> {
         return Err(error_at(source, 1, "empty expression"));
     }
     let mut parser = Parser::new(source, roots)?;
-    let node = parser.or()?;
+    let node = parser.ternary()?;
     if parser.current.kind != TokenKind::Eof {
         return Err(parser.error_here(format!(
             "trailing input: unexpected {} after a complete expression \
@@ -154,7 +156,7 @@ impl<'s, 'r> Parser<'s, 'r> {
         if self.depth > MAX_DEPTH {
             return Err(self.error_at(
                 column,
-                format!("expression is nested too deeply (at most {MAX_DEPTH} levels of '(' and '!')"),
+                format!("expression is nested too deeply (at most {MAX_DEPTH} levels of '(', '!' and '?')"),
             ));
         }
         Ok(())
@@ -162,6 +164,28 @@ impl<'s, 'r> Parser<'s, 'r> {
 
     fn leave(&mut self) {
         self.depth -= 1;
+    }
+
+    /// `or [ "?" ternary ":" ternary ]`; each `?` is a nesting level.
+    fn ternary(&mut self) -> Result<Node, ExprError> {
+        let condition = self.or()?;
+        if self.current.kind != TokenKind::Question {
+            return Ok(condition);
+        }
+        self.enter(self.current.column)?;
+        self.advance()?;
+        let then = self.ternary()?;
+        if self.current.kind != TokenKind::Colon {
+            return Err(self.unexpected("':' (condition ? then : otherwise)"));
+        }
+        self.advance()?;
+        let otherwise = self.ternary()?;
+        self.leave();
+        Ok(Node::Cond(
+            Box::new(condition),
+            Box::new(then),
+            Box::new(otherwise),
+        ))
     }
 
     fn or(&mut self) -> Result<Node, ExprError> {
@@ -225,7 +249,7 @@ impl<'s, 'r> Parser<'s, 'r> {
                 let open = self.current.column;
                 self.enter(open)?;
                 self.advance()?;
-                let inner = self.or()?;
+                let inner = self.ternary()?;
                 match self.current.kind {
                     TokenKind::RParen => {}
                     TokenKind::Eof => {
