@@ -44,6 +44,7 @@ type Opts = {
   rateLimit?: { limit: number; period: string; key?: string };
   debounce?: { period: string; key?: string; timeout?: string };
   singleton?: { key?: string; mode: "skip" | "cancel" };
+  batchEvents?: { maxSize: number; timeout: string; key?: string };
   concurrency?: { limit: number; key?: string }[];
   onFailure?: (ctx: any) => Promise<unknown>;
 };
@@ -274,10 +275,18 @@ const single = fn(
   },
 );
 
+// batchEvents: up to 3 events per run (per user); the function sees them all.
+const batched = fn(
+  "batched",
+  { retries: 0, batchEvents: { maxSize: 3, timeout: "5s", key: "event.data.userId" } },
+  { event: "test/batch" },
+  async ({ events, step }: any) => step.run("sum", () => events.map((e: any) => e.data.n)),
+);
+
 const functions = [
   seq, parallel, loop, sleepy, waiter, child, parent,
   nonRetriable, retryAfter, stepFails, perUser, processDocument, benchSeq, benchPar,
-  fetcher, inferer, signalWaiter, signalSender, rateLimited, debounced, cronTick, wildcard, single,
+  fetcher, inferer, signalWaiter, signalSender, rateLimited, debounced, cronTick, wildcard, single, batched,
 ];
 
 // ---------------------------------------------------------------------------------------------

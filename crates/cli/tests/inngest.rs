@@ -245,7 +245,7 @@ async fn conformance(sdk: &str) {
     };
     let c = server.client(&server.admin);
 
-    // Sync: the app's twenty-three functions (and one onFailure handler) become engine
+    // Sync: the app's twenty-four functions (and one onFailure handler) become engine
     // functions.
     let synced = app.sync(&c).await;
     assert_eq!(synced.json["appName"], "conformance-app");
@@ -259,7 +259,7 @@ async fn conformance(sdk: &str) {
     );
     assert_eq!(
         synced.json["functions"].as_array().unwrap().len(),
-        24,
+        25,
         "{}",
         synced.text
     );
@@ -587,6 +587,22 @@ async fn conformance(sdk: &str) {
     assert_eq!(finished(&c, &s1[0]).await["output"], json!(1));
     let runs = c.get(&format!("/api/runs?event={}", s2[0])).await;
     assert_eq!(runs.json["runs"], json!([]), "{}", runs.text);
+
+    // batchEvents: three events, one run that sees all of them (full: no wait).
+    let mut b = Vec::new();
+    for n in 1..=3 {
+        b.extend(
+            send(
+                &server,
+                json!({ "name": "test/batch", "data": { "userId": "ann", "n": n } }),
+            )
+            .await,
+        );
+    }
+    let run = finished(&c, &b[0]).await;
+    assert_eq!(run["output"], json!([1, 2, 3]), "{run}");
+    let all = c.get("/api/runs?function=conformance-app-batched").await;
+    assert_eq!(all.json["runs"].as_array().unwrap().len(), 1, "{}", all.text);
 
     // A wildcard trigger.
     let w = send(&server, json!({ "name": "test/wild.card" })).await;

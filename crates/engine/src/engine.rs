@@ -26,9 +26,9 @@ use crate::schedule::{dispatcher, throttle};
 use crate::step::ctx::{Fatal, RunEnv};
 use crate::step::{Ctx, Outcome, MAX_STEP_OUTPUT_BYTES};
 use crate::store::{
-    AppendEvent, CancelResult, ClaimedRun, DebounceReservation, Lease, NewRun, NewWait, NodeInfo, ParentWake,
-    RecordAck, ReplayOutcome, RunOutcome, SkippedRun, Store, SuspendOutcome, ThrottleReservation,
-    WaitResolution,
+    AppendEvent, BatchReservation, CancelResult, ClaimedRun, DebounceReservation, Lease, NewRun, NewWait,
+    NodeInfo, ParentWake, RecordAck, ReplayOutcome, RunOutcome, SkippedRun, Store, SuspendOutcome,
+    ThrottleReservation, WaitResolution,
 };
 use crate::time::{duration_millis, Clock, SystemClock, Timestamp};
 use crate::watch::{RunUpdate, UpdateKind, WATCH_CAPACITY};
@@ -199,6 +199,18 @@ impl Core {
                 *mode == crate::function::SingletonMode::Cancel,
             )
         });
+        run.batch = function.batch.as_ref().map(|(b, key)| BatchReservation {
+            key: format!(
+                "{fid}\u{1f}{}\u{1f}{}",
+                run.owner.as_deref().unwrap_or_default(),
+                key.as_ref().map(|k| k.key(&scope)).unwrap_or_default()
+            ),
+            max_size: b.max_size,
+            timeout_ms: duration_millis(b.timeout),
+        });
+        if let Some(b) = run.batch.as_ref().filter(|b| b.max_size > 1) {
+            run.available_at = now.plus(Duration::from_millis(b.timeout_ms.max(0) as u64));
+        }
         if let Some(d) = &run.debounce {
             run.available_at = now.plus(Duration::from_millis(d.period_ms.max(0) as u64));
         }

@@ -95,6 +95,21 @@ pub struct Debounce {
     pub timeout: Option<Duration>,
 }
 
+/// Batching: events (per `key` value and user) are gathered into one run, which starts
+/// when `max_size` events are in or `timeout` after the first; its code reads them
+/// with [`crate::Ctx::events`]. Events folded into a run start no run of their own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Most events in one run.
+    pub max_size: u32,
+    /// Longest wait from the first event.
+    #[serde(with = "crate::duration")]
+    pub timeout: Duration,
+    /// Expression over `event` partitioning the batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
 /// Singleton: at most one run of the function (per `key` value) at a time. A new
 /// event either starts nothing while one runs (`Skip`) or cancels the running one and
 /// starts (`Cancel`). Invoked runs are exempt.
@@ -206,6 +221,9 @@ pub struct FunctionConfig {
     /// One run at a time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub singleton: Option<Singleton>,
+    /// Many events per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
     /// Events that cancel a run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cancel_on: Vec<CancelOn>,
@@ -242,6 +260,7 @@ impl FunctionConfig {
             rate_limit: None,
             debounce: None,
             singleton: None,
+            batch: None,
             cancel_on: Vec::new(),
             timeouts: Timeouts::default(),
             idempotency: None,
@@ -429,6 +448,17 @@ impl Function {
         self
     }
 
+    /// Gathers events into runs of up to `max_size`, started at the latest `timeout`
+    /// after the first (per `key` value).
+    pub fn batch(mut self, max_size: u32, timeout: Duration, key: Option<&str>) -> Self {
+        self.config.batch = Some(Batch {
+            max_size,
+            timeout,
+            key: key.map(str::to_string),
+        });
+        self
+    }
+
     /// Makes the function a singleton (per `key` value).
     pub fn singleton(mut self, key: Option<&str>, mode: SingletonMode) -> Self {
         self.config.singleton = Some(Singleton {
@@ -506,6 +536,7 @@ pub(crate) struct CompiledFunction {
     pub rate_limit: Option<(RateLimit, Option<Expr>)>,
     pub debounce: Option<(Debounce, Option<Expr>)>,
     pub singleton: Option<(SingletonMode, Option<Expr>)>,
+    pub batch: Option<(Batch, Option<Expr>)>,
     pub cancel_on: Vec<(String, Option<Expr>)>,
     pub idempotency: Option<Expr>,
     pub priority: Option<Expr>,
@@ -744,6 +775,22 @@ impl CompiledFunction {
             }
             None => None,
         };
+        let batch = match &c.batch {
+            Some(b) => {
+                if b.max_size == 0 {
+                    return Err(invalid(id, "batch max_size must be at least 1"));
+                }
+                if b.timeout.is_zero() {
+                    return Err(invalid(id, "batch timeout must be longer than zero"));
+                }
+                let key = match &b.key {
+                    Some(src) => Some(parse_field(id, "batch.key", src, &["event"])?),
+                    None => None,
+                };
+                Some((b.clone(), key))
+            }
+            None => None,
+        };
         let mut crons = Vec::new();
         for (i, src) in c.cron.iter().enumerate() {
             crons.push(CronSchedule::parse(src).map_err(|e| invalid(id, format!("cron[{i}]: {e}")))?);
@@ -761,6 +808,7 @@ impl CompiledFunction {
             rate_limit,
             debounce,
             singleton,
+            batch,
             cancel_on,
             idempotency,
             priority,

@@ -380,9 +380,26 @@ impl FunctionConfig {
                     };
                     f = f.singleton(key, mode);
                 }
-                "batchEvents" => problems.push(format!(
-                    "function '{id}': option '{key}' is not supported by LearnFlow yet"
-                )),
+                "batchEvents" => {
+                    let size = value["maxSize"].as_u64().unwrap_or(0);
+                    let key = value["key"].as_str();
+                    if let Some(Err(p)) = key.map(|k| check_expr("batchEvents key", k)) {
+                        problems.push(format!("function '{id}': {p}"));
+                        continue;
+                    }
+                    if value.get("if").is_some_and(|v| !v.is_null()) {
+                        problems.push(format!("function '{id}': batchEvents 'if' is not supported yet"));
+                        continue;
+                    }
+                    match value["timeout"].as_str().map(parse_time) {
+                        Some(Ok(t)) if (1..=10_000).contains(&size) && !t.is_zero() => {
+                            f = f.batch(u32::try_from(size).unwrap_or(u32::MAX), t, key);
+                        }
+                        _ => problems.push(format!(
+                            "function '{id}': bad batchEvents {value} (maxSize 1–10000, a timeout)"
+                        )),
+                    }
+                }
                 _ => problems.push(format!("function '{id}': unknown option '{key}'")),
             }
         }
@@ -515,14 +532,30 @@ mod tests {
                 Some("event.data.u")
             )
         );
-        let err = config(
-            serde_json::json!({"batchEvents": {"maxSize": 10, "timeout": "5s"}, "debounce": {"period": "5s", "timeout": "1s"}}),
+        let (_, def) = config(
+            serde_json::json!({"batchEvents": {"maxSize": 10, "timeout": "5s", "key": "event.data.u"}}),
         )
+        .plan()
+        .unwrap();
+        let b = def
+            .handler(|_ctx| async { Ok(()) })
+            .config
+            .batch
+            .expect("batchEvents maps");
+        assert_eq!((b.max_size, b.timeout), (10, Duration::from_secs(5)));
+        let err = config(serde_json::json!({
+            "batchEvents": {"maxSize": 10, "timeout": "5s", "if": "event.data.x == 1"},
+            "debounce": {"period": "5s", "timeout": "1s"}
+        }))
         .plan()
         .unwrap_err();
         assert_eq!(err.len(), 2, "{err:?}");
-        assert!(err.iter().any(|e| e.contains("batchEvents")), "{err:?}");
+        assert!(err.iter().any(|e| e.contains("batchEvents 'if'")), "{err:?}");
         assert!(err.iter().any(|e| e.contains("bad debounce")), "{err:?}");
+        let err = config(serde_json::json!({"batchEvents": {"maxSize": 0, "timeout": "5s"}}))
+            .plan()
+            .unwrap_err();
+        assert!(err[0].contains("bad batchEvents"), "{err:?}");
         let (_, def) =
             config(serde_json::json!({"concurrency": {"limit": 1, "scope": "account", "key": "\"openai\""}}))
                 .plan()

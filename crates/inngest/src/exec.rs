@@ -227,7 +227,11 @@ fn parse_op(v: &Value) -> Result<Op, Failure> {
 
 /// The run's event as the SDK expects it.
 fn sdk_event(ctx: &Ctx) -> Value {
-    let e = ctx.event();
+    sdk_event_of(ctx.event())
+}
+
+/// An event as the SDK expects it.
+fn sdk_event_of(e: &learnflow_engine::Event) -> Value {
     let name = match e.name.as_str() {
         INVOKED_EVENT => SDK_INVOKED_EVENT,
         CRON_EVENT => SDK_CRON_EVENT,
@@ -263,6 +267,8 @@ struct Call<'a> {
     function: &'a SyncedFunction,
     run_id: String,
     event: Value,
+    /// Every event of the run (several for a batched function).
+    events: Vec<Value>,
 }
 
 impl Call<'_> {
@@ -283,7 +289,7 @@ impl Call<'_> {
     fn body(&self, memo: &Memo, attempt: u32, plan_only: bool, checkpoint: bool) -> String {
         let mut body = json!({
             "event": self.event,
-            "events": [self.event],
+            "events": self.events,
             "steps": memo.steps,
             "ctx": {
                 "run_id": self.run_id,
@@ -445,6 +451,7 @@ async fn drive(ctx: &Ctx, opts: &CallOptions, function: &SyncedFunction) -> Resu
         function,
         run_id: ctx.run_id().to_string(),
         event: sdk_event(&ctx),
+        events: ctx.events().await?.iter().map(sdk_event_of).collect(),
     };
     let mut memo = Memo::default();
     for rec in ctx.adopt_settled() {

@@ -12,8 +12,8 @@
 //! implements dev and cloud mode (signed calls, verified answers) with step runs,
 //! parallel steps, sleeps, waits for events and signals, invokes, `step.fetch`,
 //! `step.ai.infer`, retries (`RetryAfterError`, `NonRetriableError`, Inngest's backoff),
-//! caught step failures, v4 checkpointing, and every function option except
-//! `batchEvents`.
+//! caught step failures, v4 checkpointing, and the function options (all but
+//! `batchEvents.if`).
 
 #![warn(missing_docs)]
 

@@ -3,7 +3,7 @@
 
 use learnflow_engine::ids::RunId;
 use learnflow_engine::schedule::throttle;
-use learnflow_engine::store::{DebounceReservation, ThrottleReservation};
+use learnflow_engine::store::{BatchReservation, DebounceReservation, ThrottleReservation};
 use learnflow_engine::Timestamp;
 
 use crate::events::{advisory_lock, lock};
@@ -93,6 +93,83 @@ pub(crate) fn start_debounce(
         &[&d.key, &run_seq, &now.millis()],
     )?;
     Ok(())
+}
+
+/// Adds an event to its key's open batch (a run that has not started and is not
+/// full; under the key's lock, the run row locked against a claim); a batch that
+/// becomes full is due now. Returns the run's id, or `None` when a new batch is
+/// needed.
+pub(crate) fn add_to_batch(
+    tx: &mut Tx<'_>,
+    b: &BatchReservation,
+    event_seq: i64,
+    now: Timestamp,
+) -> Result<Option<String>, Fail> {
+    advisory_lock(tx, lock::THROTTLE, &format!("batch\u{1f}{}", b.key))?;
+    let max = i32::try_from(b.max_size).unwrap_or(i32::MAX);
+    let Some(row) = tx.query_opt(
+        "SELECT b.run_seq, b.size, r.id FROM batches b JOIN runs r ON r.seq = b.run_seq
+         WHERE b.key = $1 AND b.size < $2
+           AND r.status = 'queued' AND r.started_at IS NULL AND r.lease_owner IS NULL
+         FOR UPDATE OF r",
+        &[&b.key, &max],
+    )?
+    else {
+        return Ok(None);
+    };
+    let (run_seq, size, id): (i64, i32, String) = (col(&row, 0)?, col(&row, 1)?, col(&row, 2)?);
+    tx.execute(
+        "INSERT INTO batch_events (run_seq, ord, event_seq) VALUES ($1, $2, $3)",
+        &[&run_seq, &size, &event_seq],
+    )?;
+    tx.execute("UPDATE batches SET size = size + 1 WHERE key = $1", &[&b.key])?;
+    if size + 1 >= max {
+        tx.execute(
+            "UPDATE runs SET available_at = $1 WHERE seq = $2",
+            &[&now.millis(), &run_seq],
+        )?;
+    }
+    Ok(Some(id))
+}
+
+/// Opens a batch for `run_seq` with its first event (its lock taken by
+/// [`add_to_batch`]).
+pub(crate) fn open_batch(
+    tx: &mut Tx<'_>,
+    b: &BatchReservation,
+    run_seq: i64,
+    event_seq: i64,
+) -> Result<(), Fail> {
+    tx.execute(
+        "INSERT INTO batches (key, run_seq, size) VALUES ($1, $2, 1)
+         ON CONFLICT (key) DO UPDATE SET run_seq = EXCLUDED.run_seq, size = 1",
+        &[&b.key, &run_seq],
+    )?;
+    tx.execute(
+        "INSERT INTO batch_events (run_seq, ord, event_seq) VALUES ($1, 0, $2)",
+        &[&run_seq, &event_seq],
+    )?;
+    Ok(())
+}
+
+/// The events of a run's batch in order; the run's own event if it has none.
+pub(crate) fn batch_events(tx: &mut Tx<'_>, run: &str) -> Result<Vec<learnflow_engine::Event>, Fail> {
+    let mut seqs = Vec::new();
+    for r in tx.query(
+        "SELECT be.event_seq FROM batch_events be JOIN runs r ON r.seq = be.run_seq
+         WHERE r.id = $1 ORDER BY be.ord",
+        &[&run],
+    )? {
+        seqs.push(col::<i64>(&r, 0)?);
+    }
+    if seqs.is_empty() {
+        for r in tx.query("SELECT event_seq FROM runs WHERE id = $1", &[&run])? {
+            seqs.push(col::<i64>(&r, 0)?);
+        }
+    }
+    seqs.into_iter()
+        .map(|seq| crate::rows::event_by_seq(tx, seq))
+        .collect()
 }
 
 /// The singleton key's run if it has not ended (under the key's lock).

@@ -167,6 +167,20 @@ CREATE TABLE singleton (
     run_seq BIGINT NOT NULL
 );
 "#,
+    // 4: batched functions: each key's open batch, and the events of every batch.
+    r#"
+CREATE TABLE batches (
+    key     TEXT   PRIMARY KEY,
+    run_seq BIGINT NOT NULL,
+    size    INTEGER NOT NULL
+);
+CREATE TABLE batch_events (
+    run_seq   BIGINT  NOT NULL,
+    ord       INTEGER NOT NULL,
+    event_seq BIGINT  NOT NULL,
+    PRIMARY KEY (run_seq, ord)
+);
+"#,
 ];
 
 /// The engine's schema version this binary writes.

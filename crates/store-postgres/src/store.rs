@@ -115,6 +115,11 @@ impl EventStore for PostgresStore {
         self.tx(move |tx| crate::events::append_events(tx, &batch, now, dedupe_window))
             .await
     }
+
+    async fn batch_events(&self, run: &RunId) -> Result<Vec<Event>, StoreError> {
+        let run = run.as_str().to_string();
+        self.tx_again(move |tx| crate::flow::batch_events(tx, &run)).await
+    }
 }
 
 #[async_trait]

@@ -39,6 +39,15 @@ pub(crate) fn append_events(
         let mut skipped = Vec::new();
         let mut superseded = Vec::new();
         for run in runs {
+            if let Some(b) = &run.batch {
+                if let Some(open) = crate::flow::add_to_batch(conn, b, event_seq, now)? {
+                    skipped.push(SkippedRun {
+                        function_id: run.function_id.clone(),
+                        reason: format!("batched into run {open}"),
+                    });
+                    continue;
+                }
+            }
             if let Some(d) = &run.debounce {
                 if let Some(waiting) = crate::flow::fold_debounce(conn, d, event_seq, now)? {
                     skipped.push(debounced(&run, &waiting));
@@ -90,6 +99,9 @@ pub(crate) fn append_events(
             let seq = crate::runs::insert_run(conn, &run, event_seq, available_at, now)?;
             if let Some(d) = &run.debounce {
                 crate::flow::start_debounce(conn, d, seq, now)?;
+            }
+            if let Some(b) = &run.batch {
+                crate::flow::open_batch(conn, b, seq, event_seq)?;
             }
             if let Some((key, _)) = &run.singleton {
                 crate::flow::set_singleton(conn, key, seq)?;

@@ -2,7 +2,7 @@
 
 use learnflow_engine::ids::RunId;
 use learnflow_engine::schedule::throttle;
-use learnflow_engine::store::{DebounceReservation, StoreError, ThrottleReservation};
+use learnflow_engine::store::{BatchReservation, DebounceReservation, StoreError, ThrottleReservation};
 use learnflow_engine::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -91,6 +91,85 @@ pub(crate) fn start_debounce(
     .and_then(|mut s| s.execute(params![d.key, run_seq, now.millis()]))
     .map_err(map_err)?;
     Ok(())
+}
+
+/// Adds an event to its key's open batch (a run that has not started and is not
+/// full); a batch that becomes full is due now. Returns the run's id, or `None` when a
+/// new batch is needed.
+pub(crate) fn add_to_batch(
+    conn: &Connection,
+    b: &BatchReservation,
+    event_seq: i64,
+    now: Timestamp,
+) -> Result<Option<String>, StoreError> {
+    let open: Option<(i64, i64, String)> = conn
+        .prepare_cached(
+            "SELECT b.run_seq, b.size, r.id FROM batches b JOIN runs r ON r.seq = b.run_seq
+             WHERE b.key = ?1 AND b.size < ?2
+               AND r.status = 'queued' AND r.started_at IS NULL AND r.lease_owner IS NULL",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![b.key, b.max_size], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+        })
+        .map_err(map_err)?;
+    let Some((run_seq, size, id)) = open else {
+        return Ok(None);
+    };
+    conn.prepare_cached("INSERT INTO batch_events (run_seq, ord, event_seq) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![run_seq, size, event_seq]))
+        .map_err(map_err)?;
+    conn.prepare_cached("UPDATE batches SET size = size + 1 WHERE key = ?1")
+        .and_then(|mut s| s.execute([&b.key]))
+        .map_err(map_err)?;
+    if size + 1 >= i64::from(b.max_size) {
+        conn.prepare_cached("UPDATE runs SET available_at = ?1 WHERE seq = ?2")
+            .and_then(|mut s| s.execute(params![now.millis(), run_seq]))
+            .map_err(map_err)?;
+    }
+    Ok(Some(id))
+}
+
+/// Opens a batch for `run_seq` with its first event.
+pub(crate) fn open_batch(
+    conn: &Connection,
+    b: &BatchReservation,
+    run_seq: i64,
+    event_seq: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO batches (key, run_seq, size) VALUES (?1, ?2, 1)
+         ON CONFLICT(key) DO UPDATE SET run_seq = excluded.run_seq, size = 1",
+    )
+    .and_then(|mut s| s.execute(params![b.key, run_seq]))
+    .map_err(map_err)?;
+    conn.prepare_cached("INSERT INTO batch_events (run_seq, ord, event_seq) VALUES (?1, 0, ?2)")
+        .and_then(|mut s| s.execute(params![run_seq, event_seq]))
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// The events of a run's batch in order; the run's own event if it has none.
+pub(crate) fn batch_events(conn: &Connection, run: &str) -> Result<Vec<learnflow_engine::Event>, StoreError> {
+    let seqs: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT be.event_seq FROM batch_events be JOIN runs r ON r.seq = be.run_seq
+             WHERE r.id = ?1 ORDER BY be.ord",
+        )
+        .and_then(|mut s| s.query_map([run], |r| r.get(0))?.collect::<Result<Vec<_>, _>>())
+        .map_err(map_err)?;
+    let seqs = if seqs.is_empty() {
+        conn.prepare_cached("SELECT event_seq FROM runs WHERE id = ?1")
+            .and_then(|mut s| s.query_map([run], |r| r.get(0))?.collect::<Result<Vec<_>, _>>())
+            .map_err(map_err)?
+    } else {
+        seqs
+    };
+    seqs.into_iter()
+        .map(|seq| crate::rows::event_by_seq(conn, seq))
+        .collect()
 }
 
 /// The singleton key's run if it has not ended.

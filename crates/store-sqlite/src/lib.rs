@@ -194,6 +194,11 @@ impl EventStore for SqliteStore {
             .write(move |c| events::append_events(c, batch, now, dedupe_window))
             .await
     }
+
+    async fn batch_events(&self, run: &RunId) -> Result<Vec<Event>, StoreError> {
+        let run = run.as_str().to_string();
+        self.read(move |c| flow::batch_events(c, &run)).await
+    }
 }
 
 #[async_trait]

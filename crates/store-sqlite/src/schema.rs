@@ -119,6 +119,20 @@ CREATE TABLE singleton (
     run_seq INTEGER NOT NULL
 );
 "#,
+    // 5: batched functions: each key's open batch, and the events of every batch.
+    r#"
+CREATE TABLE batches (
+    key     TEXT    PRIMARY KEY,
+    run_seq INTEGER NOT NULL,
+    size    INTEGER NOT NULL
+);
+CREATE TABLE batch_events (
+    run_seq   INTEGER NOT NULL,
+    ord       INTEGER NOT NULL,
+    event_seq INTEGER NOT NULL,
+    PRIMARY KEY (run_seq, ord)
+);
+"#,
 ];
 
 /// The schema version this binary writes.

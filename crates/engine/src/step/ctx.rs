@@ -340,6 +340,24 @@ impl Ctx {
         &self.inner.env.event
     }
 
+    /// The events of this run: the events gathered into it for a function with
+    /// batching, else just [`Ctx::event`].
+    pub async fn events(&self) -> Result<Vec<Event>, Failure> {
+        let env = self.env();
+        let batched = env
+            .core
+            .function(&env.run.function_id)
+            .is_some_and(|f| f.batch.is_some());
+        if !batched {
+            return Ok(vec![env.event.clone()]);
+        }
+        env.core
+            .store
+            .batch_events(&env.run.id)
+            .await
+            .map_err(|e| Failure::retriable(format!("reading the run's batched events: {e}")))
+    }
+
     /// This run's id.
     pub fn run_id(&self) -> &RunId {
         &self.inner.env.run.id

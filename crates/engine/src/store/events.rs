@@ -67,4 +67,8 @@ pub trait EventStore: Send + Sync {
         now: Timestamp,
         dedupe_window: Duration,
     ) -> Result<Vec<AppendOutcome>, StoreError>;
+
+    /// The events gathered into a batched run, in arrival order (just its own event
+    /// for a run that is not batched).
+    async fn batch_events(&self, run: &RunId) -> Result<Vec<Event>, StoreError>;
 }

@@ -33,8 +33,8 @@ pub use flow::{FlowStore, ThrottleReservation};
 pub use journal::{JournalStore, RecordAck, StepEffect};
 pub use leases::{LeaseStore, NodeInfo};
 pub use runs::{
-    CancelResult, DebounceReservation, FinishOutcome, NewRun, ParentWake, ReplayOutcome, RunOutcome,
-    RunStore, SuspendOutcome,
+    BatchReservation, CancelResult, DebounceReservation, FinishOutcome, NewRun, ParentWake, ReplayOutcome,
+    RunOutcome, RunStore, SuspendOutcome,
 };
 pub use slots::SlotStore;
 pub use timers::{CancelledRun, ClaimBatch, ClaimedRun, TimerStore};

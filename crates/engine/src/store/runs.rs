@@ -30,6 +30,9 @@ pub struct NewRun {
     /// Singleton key and whether a new event cancels the active run (else it is
     /// skipped). Only for runs started by events.
     pub singleton: Option<(String, bool)>,
+    /// Batching: add the event to this key's open batch, if there is one. Only for
+    /// runs started by events.
+    pub batch: Option<BatchReservation>,
     /// Idempotency key (function id plus key value).
     pub idempotency_key: Option<String>,
     /// Cancel if not started by then.
@@ -57,6 +60,7 @@ impl NewRun {
             rate_limit: None,
             debounce: None,
             singleton: None,
+            batch: None,
             idempotency_key: None,
             start_deadline: None,
             finish_timeout_ms: None,
@@ -77,6 +81,17 @@ pub struct DebounceReservation {
     pub period_ms: i64,
     /// Longest wait from the first event, in milliseconds.
     pub timeout_ms: Option<i64>,
+}
+
+/// A run's batch, resolved by the store when its event is appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchReservation {
+    /// Batch key (function id, user and key value).
+    pub key: String,
+    /// Most events in the run.
+    pub max_size: u32,
+    /// Longest wait from the first event, in milliseconds.
+    pub timeout_ms: i64,
 }
 
 /// A run's final result.

@@ -131,6 +131,7 @@ macro_rules! store_conformance_suite {
             runs_waiting_for_a_slot_start_in_order,
             throttle_delays_runs_but_drops_none,
             rate_limit_skips_runs_over_the_limit,
+            batches_gather_events_into_one_run,
             shared_concurrency_limits_span_functions,
             singleton_skips_or_replaces_the_active_run,
             cron_ticks_start_one_run_each_across_nodes,

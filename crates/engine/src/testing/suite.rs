@@ -1332,6 +1332,69 @@ pub async fn shared_concurrency_limits_span_functions(store: Arc<dyn Store>) {
     assert!(err.to_string().contains("concurrency"), "{err}");
 }
 
+pub async fn batches_gather_events_into_one_run(store: Arc<dyn Store>) {
+    let h = Harness::start(store).await;
+    h.engine
+        .register(
+            Function::new("batched")
+                .on_event("t.batch")
+                .batch(3, Duration::from_secs(10), Some("event.data.k"))
+                .handler(|ctx: Ctx| async move {
+                    let events = ctx.events().await?;
+                    let ns: Vec<Value> = events.iter().map(|e| e.data["n"].clone()).collect();
+                    ctx.run("count", || {
+                        let ns = ns.clone();
+                        async move { Ok(json!(ns)) }
+                    })
+                    .await
+                }),
+        )
+        .unwrap();
+    let batch = |k: &str, n: u32| {
+        let e = EventInput::new("t.batch", json!({ "k": k, "n": n }));
+        let engine = h.engine.clone();
+        async move { engine.send(e).await.unwrap() }
+    };
+    let first = batch("a", 1).await;
+    let run = first.runs[0].clone();
+    let second = batch("a", 2).await;
+    assert!(second.runs.is_empty());
+    assert!(
+        second.skipped[0]
+            .reason
+            .contains(&format!("batched into run {run}")),
+        "{:?}",
+        second.skipped
+    );
+    let other = batch("b", 9).await;
+    assert_eq!(other.runs.len(), 1, "another key, another batch");
+    settle().await;
+    assert_eq!(
+        h.engine.get_run(&run).await.unwrap().run.status,
+        RunStatus::Queued
+    );
+    // The third event fills the batch: it starts at once, with all three in order.
+    assert!(batch("a", 3).await.runs.is_empty());
+    let done = h.finished(&run).await;
+    assert_eq!(done.run.output, Some(json!([1, 2, 3])));
+    // A new batch; this one starts when its timeout passes.
+    let next = batch("a", 4).await.runs[0].clone();
+    assert_ne!(next, run);
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.finished(&next).await.run.output, Some(json!([4])));
+    assert_eq!(h.finished(&other.runs[0]).await.run.output, Some(json!([9])));
+    let err = h
+        .engine
+        .register(
+            Function::new("bad-batch")
+                .on_event("t.batch")
+                .batch(0, Duration::from_secs(1), None)
+                .handler(|_ctx: Ctx| async move { Ok(()) }),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("batch"), "{err}");
+}
+
 pub async fn rate_limit_skips_runs_over_the_limit(store: Arc<dyn Store>) {
     let h = Harness::start(store).await;
     h.engine
