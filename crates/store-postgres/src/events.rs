@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use learnflow_engine::ids::RunId;
-use learnflow_engine::store::{AppendEvent, AppendOutcome, NewWait, SkippedRun, WaitCandidate};
+use learnflow_engine::store::{admit_run, Admission, AppendEvent, AppendOutcome, NewWait, WaitCandidate};
 use learnflow_engine::Timestamp;
 
 use crate::fail::{col, Fail};
@@ -55,81 +55,15 @@ pub(crate) fn append_events(
         let mut created = Vec::new();
         let mut skipped = Vec::new();
         let mut superseded = Vec::new();
+        let mut flow = crate::flow::Flow(tx);
         for run in runs {
-            if let Some(b) = &run.batch {
-                if let Some(open) = crate::flow::add_to_batch(tx, b, event_seq, now)? {
-                    skipped.push(SkippedRun {
-                        function_id: run.function_id.clone(),
-                        reason: format!("batched into run {open}"),
-                    });
-                    continue;
+            match admit_run(&mut flow, run, event_seq, now, horizon)? {
+                Admission::Created { replaces } => {
+                    created.push(run.id.clone());
+                    superseded.extend(replaces);
                 }
+                Admission::Skipped(why) => skipped.push(why),
             }
-            if let Some(d) = &run.debounce {
-                if let Some(waiting) = crate::flow::fold_debounce(tx, d, event_seq, now)? {
-                    skipped.push(SkippedRun {
-                        function_id: run.function_id.clone(),
-                        reason: format!("debounced: run {waiting} will start with this event"),
-                    });
-                    continue;
-                }
-            }
-            let mut replaces = None;
-            if let Some((key, cancel)) = &run.singleton {
-                if let Some(active) = crate::flow::active_singleton(tx, key)? {
-                    if !cancel {
-                        skipped.push(SkippedRun {
-                            function_id: run.function_id.clone(),
-                            reason: format!("singleton: run {active} is still active"),
-                        });
-                        continue;
-                    }
-                    replaces = Some(active);
-                }
-            }
-            let rate = match &run.rate_limit {
-                Some(r) => match crate::flow::check_rate(tx, r, now)? {
-                    Some(tat) => Some((r, tat)),
-                    None => {
-                        skipped.push(SkippedRun {
-                            function_id: run.function_id.clone(),
-                            reason: "rate limited: the function's rate limit allows no more runs now".into(),
-                        });
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            if let Some(key) = &run.idempotency_key {
-                if let Some(previous) = crate::flow::claim_idempotency_key(tx, key, &run.id, now, horizon)? {
-                    skipped.push(SkippedRun {
-                        function_id: run.function_id.clone(),
-                        reason: format!(
-                            "idempotency key already used by run {previous} within the last 24 h"
-                        ),
-                    });
-                    continue;
-                }
-            }
-            if let Some((r, tat)) = rate {
-                crate::flow::set_tat(tx, &r.key, tat)?;
-            }
-            let mut available_at = run.available_at;
-            if let Some(t) = &run.throttle {
-                available_at = available_at.max(crate::flow::reserve_throttle(tx, t, now)?);
-            }
-            let seq = crate::runs::insert_run(tx, run, event_seq, available_at, now)?;
-            if let Some(d) = &run.debounce {
-                crate::flow::start_debounce(tx, d, seq, now)?;
-            }
-            if let Some(b) = &run.batch {
-                crate::flow::open_batch(tx, b, seq, event_seq)?;
-            }
-            if let Some((key, _)) = &run.singleton {
-                crate::flow::set_singleton(tx, key, seq)?;
-                superseded.extend(replaces.map(|id| RunId::from(id.as_str())));
-            }
-            created.push(run.id.clone());
         }
         let waits = wait_candidates(tx, &event.name, event_seq)?;
         out.push(AppendOutcome {

@@ -226,3 +226,76 @@ pub(crate) fn claim_idempotency_key(
     )?;
     Ok(None)
 }
+
+/// The flow-control steps in one transaction, for [`learnflow_engine::store::admit_run`].
+pub(crate) struct Flow<'t, 'c>(pub(crate) &'t mut Tx<'c>);
+
+impl learnflow_engine::store::FlowTx for Flow<'_, '_> {
+    type Error = Fail;
+
+    fn add_to_batch(
+        &mut self,
+        b: &BatchReservation,
+        event_seq: i64,
+        now: Timestamp,
+    ) -> Result<Option<String>, Fail> {
+        add_to_batch(self.0, b, event_seq, now)
+    }
+
+    fn open_batch(&mut self, b: &BatchReservation, run_seq: i64, event_seq: i64) -> Result<(), Fail> {
+        open_batch(self.0, b, run_seq, event_seq)
+    }
+
+    fn fold_debounce(
+        &mut self,
+        d: &DebounceReservation,
+        event_seq: i64,
+        now: Timestamp,
+    ) -> Result<Option<String>, Fail> {
+        fold_debounce(self.0, d, event_seq, now)
+    }
+
+    fn start_debounce(&mut self, d: &DebounceReservation, run_seq: i64, now: Timestamp) -> Result<(), Fail> {
+        start_debounce(self.0, d, run_seq, now)
+    }
+
+    fn active_singleton(&mut self, key: &str) -> Result<Option<String>, Fail> {
+        active_singleton(self.0, key)
+    }
+
+    fn set_singleton(&mut self, key: &str, run_seq: i64) -> Result<(), Fail> {
+        set_singleton(self.0, key, run_seq)
+    }
+
+    fn check_rate(&mut self, r: &ThrottleReservation, now: Timestamp) -> Result<Option<Timestamp>, Fail> {
+        check_rate(self.0, r, now)
+    }
+
+    fn set_tat(&mut self, key: &str, tat: Timestamp) -> Result<(), Fail> {
+        set_tat(self.0, key, tat)
+    }
+
+    fn claim_idempotency_key(
+        &mut self,
+        key: &str,
+        run: &RunId,
+        now: Timestamp,
+        horizon: i64,
+    ) -> Result<Option<String>, Fail> {
+        claim_idempotency_key(self.0, key, run, now, horizon)
+    }
+
+    fn reserve_throttle(&mut self, t: &ThrottleReservation, now: Timestamp) -> Result<Timestamp, Fail> {
+        reserve_throttle(self.0, t, now)
+    }
+
+    fn insert_run(
+        &mut self,
+        run: &learnflow_engine::store::NewRun,
+        event_seq: i64,
+        available_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<i64, Fail> {
+        crate::runs::insert_run(self.0, run, event_seq, available_at, now)
+    }
+}

@@ -226,3 +226,85 @@ pub(crate) fn claim_idempotency_key(
     .map_err(map_err)?;
     Ok(None)
 }
+
+/// The flow-control steps on one connection, for [`learnflow_engine::store::admit_run`].
+pub(crate) struct Flow<'c>(pub(crate) &'c Connection);
+
+impl learnflow_engine::store::FlowTx for Flow<'_> {
+    type Error = StoreError;
+
+    fn add_to_batch(
+        &mut self,
+        b: &BatchReservation,
+        event_seq: i64,
+        now: Timestamp,
+    ) -> Result<Option<String>, StoreError> {
+        add_to_batch(self.0, b, event_seq, now)
+    }
+
+    fn open_batch(&mut self, b: &BatchReservation, run_seq: i64, event_seq: i64) -> Result<(), StoreError> {
+        open_batch(self.0, b, run_seq, event_seq)
+    }
+
+    fn fold_debounce(
+        &mut self,
+        d: &DebounceReservation,
+        event_seq: i64,
+        now: Timestamp,
+    ) -> Result<Option<String>, StoreError> {
+        fold_debounce(self.0, d, event_seq, now)
+    }
+
+    fn start_debounce(
+        &mut self,
+        d: &DebounceReservation,
+        run_seq: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        start_debounce(self.0, d, run_seq, now)
+    }
+
+    fn active_singleton(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        active_singleton(self.0, key)
+    }
+
+    fn set_singleton(&mut self, key: &str, run_seq: i64) -> Result<(), StoreError> {
+        set_singleton(self.0, key, run_seq)
+    }
+
+    fn check_rate(
+        &mut self,
+        r: &ThrottleReservation,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        check_rate(self.0, r, now)
+    }
+
+    fn set_tat(&mut self, key: &str, tat: Timestamp) -> Result<(), StoreError> {
+        set_tat(self.0, key, tat)
+    }
+
+    fn claim_idempotency_key(
+        &mut self,
+        key: &str,
+        run: &RunId,
+        now: Timestamp,
+        horizon: i64,
+    ) -> Result<Option<String>, StoreError> {
+        claim_idempotency_key(self.0, key, run, now, horizon)
+    }
+
+    fn reserve_throttle(&mut self, t: &ThrottleReservation, now: Timestamp) -> Result<Timestamp, StoreError> {
+        reserve_throttle(self.0, t, now)
+    }
+
+    fn insert_run(
+        &mut self,
+        run: &learnflow_engine::store::NewRun,
+        event_seq: i64,
+        available_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        crate::runs::insert_run(self.0, run, event_seq, available_at, now)
+    }
+}

@@ -29,7 +29,7 @@ mod timers;
 mod waits;
 
 pub use events::{AppendEvent, AppendOutcome, EventStore, SkippedRun, WaitCandidate};
-pub use flow::{FlowStore, ThrottleReservation};
+pub use flow::{admit_run, Admission, FlowStore, FlowTx, ThrottleReservation};
 pub use journal::{JournalStore, RecordAck, StepEffect};
 pub use leases::{LeaseStore, NodeInfo};
 pub use runs::{
