@@ -356,47 +356,23 @@ impl Core {
             })
             .collect::<Result<Vec<Event>, EngineError>>()?;
         let functions: Vec<Arc<CompiledFunction>> = core.registry.read().values().cloned().collect();
-        let mut function_of: HashMap<RunId, String> = HashMap::new();
         let batch: Vec<AppendEvent> = events
             .iter()
             .map(|event| {
                 let value = event.to_expr_value();
-                let runs: Vec<NewRun> = functions
-                    .iter()
-                    .filter(|f| f.is_triggered_by(event, &value))
-                    .map(|f| core.new_run(f, event, now))
-                    .collect();
-                for r in &runs {
-                    function_of.insert(r.id.clone(), r.function_id.clone());
-                }
                 AppendEvent {
                     event: event.clone(),
-                    runs,
+                    runs: functions
+                        .iter()
+                        .filter(|f| f.is_triggered_by(event, &value))
+                        .map(|f| core.new_run(f, event, now))
+                        .collect(),
                 }
             })
             .collect();
-        let outcomes = core
-            .store
-            .append_events(batch, now, core.config.dedupe_window)
-            .await?;
+        let outcomes = core.append(batch, now).await?;
         let mut receipts = Vec::with_capacity(outcomes.len());
-        let mut started = false;
         for (event, out) in events.iter().zip(outcomes) {
-            for id in &out.created {
-                started = true;
-                let f = function_of.get(id).map(String::as_str).unwrap_or_default();
-                core.publish(id, f, UpdateKind::Queued);
-            }
-            for old in &out.superseded {
-                let reason = ErrorInfo::new(
-                    "Cancelled",
-                    format!("replaced by a run for event {} (singleton)", out.event_id),
-                );
-                match core.cancel_run(old, reason).await {
-                    Ok(()) | Err(EngineError::InvalidRunState { .. }) | Err(EngineError::RunNotFound(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
             let mut resumed = Vec::new();
             if !out.waits.is_empty() {
                 let incoming = event.to_expr_value();
@@ -412,10 +388,46 @@ impl Core {
                 resumed,
             });
         }
-        if started {
-            core.wake_dispatcher();
-        }
         Ok(receipts)
+    }
+
+    /// Appends events with their runs, then announces the runs created, cancels the
+    /// singleton runs they replace and wakes the dispatcher.
+    pub(crate) async fn append(
+        &self,
+        batch: Vec<AppendEvent>,
+        now: Timestamp,
+    ) -> Result<Vec<crate::store::AppendOutcome>, EngineError> {
+        let function_of: HashMap<RunId, String> = batch
+            .iter()
+            .flat_map(|a| a.runs.iter().map(|r| (r.id.clone(), r.function_id.clone())))
+            .collect();
+        let outcomes = self
+            .store
+            .append_events(batch, now, self.config.dedupe_window)
+            .await?;
+        let mut started = false;
+        for out in &outcomes {
+            for id in &out.created {
+                started = true;
+                let f = function_of.get(id).map(String::as_str).unwrap_or_default();
+                self.publish(id, f, UpdateKind::Queued);
+            }
+            for old in &out.superseded {
+                let reason = ErrorInfo::new(
+                    "Cancelled",
+                    format!("replaced by a run for event {} (singleton)", out.event_id),
+                );
+                match self.cancel_run(old, reason).await {
+                    Ok(()) | Err(EngineError::InvalidRunState { .. }) | Err(EngineError::RunNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if started {
+            self.wake_dispatcher();
+        }
+        Ok(outcomes)
     }
 
     async fn offer_to_wait(
@@ -532,7 +544,7 @@ async fn execute_run(core: Arc<Core>, claimed: ClaimedRun, first_poll: tokio::sy
             retries: function.config.retries,
             backoff: function.config.backoff.clone(),
             slots: slots.clone(),
-            slot_score: function.slot_score(run.created_at, &claimed.event.to_expr_value()),
+            slot_score: function.slot_score(run.created_at, &claimed.event),
         };
         let ctx = Ctx::new(env, journal);
         core.local.lock().insert(run.id.clone(), ctx.clone());

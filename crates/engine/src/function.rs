@@ -831,13 +831,13 @@ impl CompiledFunction {
     /// A run's place among waiters for concurrency slots: 0 without a priority, else
     /// its creation time minus its priority (so it goes ahead of runs created up to
     /// that many seconds after it).
-    pub fn slot_score(&self, created_at: crate::time::Timestamp, event_value: &Value) -> i64 {
+    pub fn slot_score(&self, created_at: crate::time::Timestamp, event: &Event) -> i64 {
         if self.priority.is_none() {
             return 0;
         }
         created_at
             .millis()
-            .saturating_sub(self.priority_secs(event_value).saturating_mul(1000))
+            .saturating_sub(self.priority_secs(&event.to_expr_value()).saturating_mul(1000))
     }
 
     /// Whether `event` starts this function.

@@ -16,7 +16,6 @@ use crate::event::{Event, CRON_EVENT};
 use crate::function::CompiledFunction;
 use crate::store::AppendEvent;
 use crate::time::Timestamp;
-use crate::watch::UpdateKind;
 
 /// How often the schedules are looked at again in real time (new registrations).
 const RESCAN: Duration = Duration::from_secs(1);
@@ -76,7 +75,7 @@ async fn fire(
     index: usize,
     tick: Timestamp,
     now: Timestamp,
-) -> Result<(), crate::store::StoreError> {
+) -> Result<(), crate::error::EngineError> {
     let fid = &function.config.id;
     let at = tick.to_rfc3339();
     let event = Event {
@@ -88,33 +87,16 @@ async fn fire(
     };
     let run = core.new_run(function, &event, now);
     let outcomes = core
-        .store
-        .append_events(
+        .append(
             vec![AppendEvent {
                 event,
                 runs: vec![run],
             }],
             now,
-            core.config.dedupe_window,
         )
         .await?;
-    let mut started = false;
-    for out in outcomes {
-        for old in &out.superseded {
-            let reason =
-                crate::failure::ErrorInfo::new("Cancelled", "replaced by the next cron tick (singleton)");
-            if let Err(e) = core.cancel_run(old, reason).await {
-                tracing::debug!(run = %old, "could not cancel a replaced singleton run: {e}");
-            }
-        }
-        for id in &out.created {
-            started = true;
-            tracing::debug!(function = %fid, run = %id, tick = %at, "cron tick");
-            core.publish(id, fid, UpdateKind::Queued);
-        }
-    }
-    if started {
-        core.wake_dispatcher();
+    for id in outcomes.iter().flat_map(|o| &o.created) {
+        tracing::debug!(function = %fid, run = %id, tick = %at, "cron tick");
     }
     Ok(())
 }
