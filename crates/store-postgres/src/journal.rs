@@ -47,18 +47,16 @@ pub(crate) fn record_step(
 pub(crate) fn record_step_alone(tx: &mut Tx<'_>, lease: &Lease, s: &StepRecord) -> Result<RecordAck, Fail> {
     let attempts = serde_json::to_value(&s.attempts).map_err(|e| corrupt(format!("attempts: {e}")))?;
     let row = tx.query_opt(
-        "WITH run AS (SELECT status, lease_owner FROM runs WHERE seq = $1 FOR UPDATE),
-         up AS (
-           INSERT INTO steps (run_seq, step_id, name, kind, status, output, error, attempts, started_at, ended_at,
-                              wake_at, detail)
-           SELECT $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM run
-           WHERE (run.status = 'running' AND run.lease_owner = $2) OR run.status = 'cancelled'
-           ON CONFLICT (run_seq, step_id) DO UPDATE SET
-             name = EXCLUDED.name, kind = EXCLUDED.kind, status = EXCLUDED.status, output = EXCLUDED.output,
-             error = EXCLUDED.error, attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
-             ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, detail = EXCLUDED.detail
-           RETURNING 1)
-         SELECT status, lease_owner, (SELECT COUNT(*) FROM up) FROM run",
+        concat!(
+            "WITH run AS (SELECT status, lease_owner FROM runs WHERE seq = $1 FOR UPDATE), \
+             up AS (INSERT INTO steps ",
+            crate::rows::step_columns!(),
+            " SELECT $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM run \
+               WHERE (run.status = 'running' AND run.lease_owner = $2) OR run.status = 'cancelled' ",
+            crate::rows::step_conflict!(),
+            " RETURNING 1) \
+             SELECT status, lease_owner, (SELECT COUNT(*) FROM up) FROM run"
+        ),
         &[
             &lease.run_seq,
             &lease.node.as_str(),

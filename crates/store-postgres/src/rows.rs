@@ -182,16 +182,34 @@ pub(crate) fn step_of(tx: &mut Tx<'_>, run_seq: i64, step_id: &str) -> Result<Op
 }
 
 /// Inserts or updates a step (keeping its original position).
+/// The columns a `steps` row is written with (run seq first), for `INSERT`s.
+macro_rules! step_columns {
+    () => {
+        "(run_seq, step_id, name, kind, status, output, error, attempts, started_at, ended_at, wake_at, detail)"
+    };
+}
+pub(crate) use step_columns;
+
+/// A step written again replaces every column but its key.
+macro_rules! step_conflict {
+    () => {
+        "ON CONFLICT (run_seq, step_id) DO UPDATE SET \
+         name = EXCLUDED.name, kind = EXCLUDED.kind, status = EXCLUDED.status, output = EXCLUDED.output, \
+         error = EXCLUDED.error, attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at, \
+         ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, detail = EXCLUDED.detail"
+    };
+}
+pub(crate) use step_conflict;
+
 pub(crate) fn upsert_step(tx: &mut Tx<'_>, run_seq: i64, s: &StepRecord) -> Result<(), Fail> {
     let attempts = serde_json::to_value(&s.attempts).map_err(|e| corrupt(format!("attempts: {e}")))?;
     tx.execute(
-        "INSERT INTO steps (run_seq, step_id, name, kind, status, output, error, attempts, started_at, ended_at,
-                            wake_at, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (run_seq, step_id) DO UPDATE SET
-           name = EXCLUDED.name, kind = EXCLUDED.kind, status = EXCLUDED.status, output = EXCLUDED.output,
-           error = EXCLUDED.error, attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
-           ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, detail = EXCLUDED.detail",
+        concat!(
+            "INSERT INTO steps ",
+            step_columns!(),
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ",
+            step_conflict!()
+        ),
         &[
             &run_seq,
             &s.step_id,
