@@ -333,6 +333,21 @@ async fn conformance(sdk: &str) {
         .await
         .unwrap();
     assert_eq!(bad.status().as_u16(), 400);
+    // Out-of-band registration: a body that is no register request, or names no app.
+    for (body, says) in [
+        ("{not json", "register request is not understood"),
+        (r#"{"url": "", "appName": "x", "functions": []}"#, "names no app url"),
+    ] {
+        let r = http
+            .post(server.url("/fn/register"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let text = r.text().await.unwrap();
+        assert!(text.contains(says) && !text.contains("app at  "), "{text}");
+    }
 
     // step.run, in order, memoized.
     let seq = finished(&c, &ids[0]).await;

@@ -108,6 +108,9 @@ pub enum SyncError {
         /// What went wrong.
         reason: String,
     },
+    /// A register request LearnFlow cannot read.
+    #[error("{0}")]
+    Malformed(String),
     /// Some functions use what LearnFlow cannot run yet; nothing was registered.
     #[error("{}", .0.join("; "))]
     Unsupported(Vec<String>),
@@ -297,12 +300,19 @@ impl Gateway {
     /// Registers the app a register body describes and keeps the body (see
     /// [`AppStore`]); `fallback_url` names the app when the body does not.
     pub async fn accept(&self, body: &str, fallback_url: Option<&str>) -> Result<AppInfo, SyncError> {
-        let mut req: RegisterRequest = serde_json::from_str(body).map_err(|e| SyncError::App {
-            url: fallback_url.unwrap_or_default().to_string(),
-            reason: format!("its register request is not understood: {e}"),
-        })?;
+        let reason = |what: String| match fallback_url {
+            Some(url) => SyncError::App {
+                url: url.to_string(),
+                reason: what,
+            },
+            None => SyncError::Malformed(what),
+        };
+        let mut req: RegisterRequest = serde_json::from_str(body)
+            .map_err(|e| reason(format!("the register request is not understood: {e}")))?;
         if req.url.is_empty() {
-            req.url = fallback_url.unwrap_or_default().to_string();
+            req.url = fallback_url
+                .ok_or_else(|| reason("the register request names no app url".into()))?
+                .to_string();
         }
         self.register(&req)?;
         self.applied.lock().insert(req.url.clone(), body_hash(body));
