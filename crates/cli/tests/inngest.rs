@@ -336,7 +336,10 @@ async fn conformance(sdk: &str) {
     // Out-of-band registration: a body that is no register request, or names no app.
     for (body, says) in [
         ("{not json", "register request is not understood"),
-        (r#"{"url": "", "appName": "x", "functions": []}"#, "names no app url"),
+        (
+            r#"{"url": "", "appName": "x", "functions": []}"#,
+            "names no app url",
+        ),
     ] {
         let r = http
             .post(server.url("/fn/register"))

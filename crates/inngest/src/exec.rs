@@ -401,6 +401,15 @@ fn failure_of(what: &str, error: &Value, no_retry: Option<bool>, retry_after: Op
     }
 }
 
+/// A step's outcome as a memo value: a step that failed for good is an `{error}` the
+/// app's code may catch; a failure of the run itself stays one.
+fn settled(result: Result<Value, Failure>) -> Result<Value, Failure> {
+    match result {
+        Err(f) if f.step.is_some() => Ok(error_memo(&f)),
+        other => other,
+    }
+}
+
 /// The memo value of a step that failed for good.
 fn error_memo(f: &Failure) -> Value {
     match &f.cause {
@@ -744,11 +753,7 @@ async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Val
             let result: Result<Value, Failure> = ctx
                 .run_attempt(&op.display, |attempt| run_one(call, memo, op, attempt))
                 .await;
-            match result {
-                Ok(v) => Ok(v),
-                Err(f) if f.step.is_some() => Ok(error_memo(&f)),
-                Err(f) => Err(f),
-            }
+            settled(result)
         }
         "StepRun" | "Step" | "StepError" | "StepFailed" => {
             // The app ran the step during discovery: its first attempt is in the answer;
@@ -770,11 +775,7 @@ async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Val
                     run_one(call, memo, op, attempt).await
                 })
                 .await;
-            match result {
-                Ok(v) => Ok(v),
-                Err(f) if f.step.is_some() => Ok(error_memo(&f)),
-                Err(f) => Err(f),
-            }
+            settled(result)
         }
         "Sleep" => {
             let spec = op
@@ -847,22 +848,18 @@ async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Val
                 .map(parse_time)
                 .transpose()
                 .map_err(|e| Failure::non_retriable(format!("invoke: {e}")))?;
-            match ctx.invoke::<Value>(&op.display, function_id, data, timeout).await {
-                Ok(v) => Ok(json!({ "data": v })),
-                Err(f) if f.step.is_some() => Ok(error_memo(&f)),
-                Err(f) => Err(f),
-            }
+            settled(
+                ctx.invoke::<Value>(&op.display, function_id, data, timeout)
+                    .await
+                    .map(|v| json!({ "data": v })),
+            )
         }
         "AIGateway" | "Gateway" => {
             // `step.ai.infer` / `step.fetch`: LearnFlow makes the request, durably; the
             // app gets the answer as the step's result.
             let result: Result<Value, Failure> =
                 ctx.run_attempt(&op.display, |_| outbound(call.opts, op)).await;
-            match result {
-                Ok(v) => Ok(v),
-                Err(f) if f.step.is_some() => Ok(error_memo(&f)),
-                Err(f) => Err(f),
-            }
+            settled(result)
         }
         other => Err(Failure::non_retriable(format!(
             "op '{other}' (step '{}') is not supported by LearnFlow yet",
