@@ -401,6 +401,17 @@ fn failure_of(what: &str, error: &Value, no_retry: Option<bool>, retry_after: Op
     }
 }
 
+/// How long a wait op waits (`opts.timeout`; none or `""`: it expires at once, as
+/// Inngest's executor does).
+fn wait_timeout(op: &Op) -> Result<Duration, Failure> {
+    match op.opts["timeout"].as_str() {
+        Some("") | None => Ok(Duration::ZERO),
+        Some(t) => {
+            parse_time(t).map_err(|e| Failure::non_retriable(format!("{} '{}': {e}", op.op, op.display)))
+        }
+    }
+}
+
 /// A step's outcome as a memo value: a step that failed for good is an `{error}` the
 /// app's code may catch; a failure of the run itself stays one.
 fn settled(result: Result<Value, Failure>) -> Result<Value, Failure> {
@@ -800,10 +811,7 @@ async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Val
                 .map(str::to_string)
                 .or_else(|| op.name.clone())
                 .unwrap_or_default();
-            let timeout = match op.opts["timeout"].as_str() {
-                Some("") | None => Duration::ZERO,
-                Some(t) => parse_time(t).map_err(|e| Failure::non_retriable(format!("waitForEvent: {e}")))?,
-            };
+            let timeout = wait_timeout(op)?;
             let found = ctx
                 .wait_for_event(&op.display, &event, op.opts["if"].as_str(), timeout)
                 .await?;
@@ -824,12 +832,7 @@ async fn execute(ctx: &Ctx, call: &Call<'_>, memo: &Memo, op: &Op) -> Result<Val
                 .ok_or_else(|| {
                     Failure::non_retriable(format!("waitForSignal '{}' names no signal", op.display))
                 })?;
-            let timeout = match op.opts["timeout"].as_str() {
-                Some("") | None => Duration::ZERO,
-                Some(t) => {
-                    parse_time(t).map_err(|e| Failure::non_retriable(format!("waitForSignal: {e}")))?
-                }
-            };
+            let timeout = wait_timeout(op)?;
             let found = ctx
                 .wait_for_event(&op.display, &signal_event(&signal), None, timeout)
                 .await?;
