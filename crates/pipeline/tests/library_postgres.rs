@@ -87,18 +87,8 @@ fn record(id: &str, user: &str, hash: &str, created_at: i64) -> DocumentRecord {
 /// The sample's text as the extract step makes it, chunked with `options`.
 fn sample_text(options: &ChunkOptions) -> (DocumentText, Vec<Chunk>) {
     let extracted = learnflow_ingest::extract(SAMPLE.as_bytes(), &IngestOptions::default()).unwrap();
-    let text = DocumentText {
-        title: extracted.title.clone().unwrap_or_default(),
-        pages: extracted
-            .pages
-            .iter()
-            .map(|p| PageText {
-                number: p.number,
-                text: p.text.clone(),
-                headings: p.headings.iter().map(|h| h.text.clone()).collect(),
-            })
-            .collect(),
-    };
+    let text =
+        learnflow_pipeline::steps::document_text(&extracted, extracted.title.clone().unwrap_or_default());
     let chunks = chunk_document(&text, options);
     (text, chunks)
 }

@@ -53,18 +53,7 @@ pub async fn extract(s: &Services, data: &Uploaded, run_id: &str) -> Result<Valu
         .clone()
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| doc.file_name.clone());
-    let text = DocumentText {
-        title,
-        pages: extracted
-            .pages
-            .iter()
-            .map(|p| PageText {
-                number: p.number,
-                text: p.text.clone(),
-                headings: p.headings.iter().map(|h| h.text.clone()).collect(),
-            })
-            .collect(),
-    };
+    let text = document_text(&extracted, title);
     let chunks = chunk_document(&text, &ChunkOptions::default());
     let kind = extracted.kind.to_string();
     s.library
@@ -83,4 +72,20 @@ pub async fn extract(s: &Services, data: &Uploaded, run_id: &str) -> Result<Valu
         "chars": chars,
         "warnings": extracted.warnings,
     }))
+}
+
+/// The text an extracted document gives the agents and the library, under `title`.
+pub fn document_text(extracted: &learnflow_ingest::ExtractedDocument, title: String) -> DocumentText {
+    DocumentText {
+        title,
+        pages: extracted
+            .pages
+            .iter()
+            .map(|p| PageText {
+                number: p.number,
+                text: p.text.clone(),
+                headings: p.headings.iter().map(|h| h.text.clone()).collect(),
+            })
+            .collect(),
+    }
 }

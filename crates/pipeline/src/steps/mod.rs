@@ -13,6 +13,7 @@
 mod agents;
 mod embed;
 mod extract;
+pub use extract::document_text;
 mod store;
 
 use std::sync::Arc;
